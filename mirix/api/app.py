@@ -1,0 +1,44 @@
+"""The FastAPI application factory and its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from mirix import __version__
+from mirix.api.errors import install_error_handlers
+from mirix.api.middleware import RequestIdMiddleware
+from mirix.api.routers import admin, agents, blocks, clients, config, health, organizations, tools, users
+from mirix.server.server import AsyncServer
+from mirix.settings import Settings
+
+ROUTERS = (health, organizations, clients, users, blocks, tools, agents, config, admin)
+
+
+def create_app(settings: Settings | None = None, *, server: AsyncServer | None = None) -> FastAPI:
+    """Build the app. The server starts in the lifespan unless one is handed in (already started)."""
+    settings = settings or (server.settings if server else Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = server is None
+        app.state.server = server or await AsyncServer.start(settings)
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.server.close()
+
+    app = FastAPI(
+        title="MIRIX API",
+        version=__version__,
+        summary="Async multi-agent memory server, wire-compatible with the MIRIX REST API.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    for module in ROUTERS:
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,39 @@
+"""Dependencies shared by the routers: the server and the authenticated caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from mirix.server.server import AsyncServer
+from mirix.services.actor import Actor
+
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="A client API key")
+_bearer = HTTPBearer(auto_error=False, description="An admin token from /admin/auth/login, or an API key")
+
+
+def get_server(request: Request) -> AsyncServer:
+    return request.app.state.server
+
+
+Server = Annotated[AsyncServer, Depends(get_server)]
+
+
+async def get_actor(
+    server: Server,
+    api_key: Annotated[str | None, Security(_api_key)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+    x_client_id: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_org_id: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Actor:
+    return await server.authenticate(
+        api_key=api_key,
+        bearer=bearer.credentials if bearer else None,
+        client_id=x_client_id,
+        org_id=x_org_id,
+    )
+
+
+CurrentActor = Annotated[Actor, Depends(get_actor)]

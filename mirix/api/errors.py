@@ -1,0 +1,37 @@
+"""One place that turns errors into HTTP responses. Every body is ``{"detail": ...}``."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+
+from mirix.errors import AuthenticationError, MirixError
+from mirix.logs import request_id_var
+
+log = logging.getLogger(__name__)
+
+
+async def _mirix_error(_request: Request, exc: MirixError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+
+async def _integrity_error(_request: Request, exc: IntegrityError) -> JSONResponse:
+    log.info("integrity error: %s", exc.orig)
+    return JSONResponse({"detail": "The request conflicts with existing data"}, status_code=409)
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse(
+        {"detail": "Internal server error", "request_id": request_id_var.get()}, status_code=500
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(MirixError, _mirix_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,1 @@
+"""Pydantic models that define the wire format (requests and responses) of the REST API."""

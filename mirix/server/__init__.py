@@ -1,0 +1,5 @@
+"""The server facade routes call."""
+
+from mirix.server.server import AsyncServer, SyncServer
+
+__all__ = ["AsyncServer", "SyncServer"]

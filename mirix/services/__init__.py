@@ -1,0 +1,1 @@
+"""Services (managers): the only code that reads and writes the database for the API."""

@@ -1,0 +1,237 @@
+"""Client applications and their API keys."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select, update
+
+from mirix.db.base import new_id
+from mirix.db.models import Agent, ApiKey, Block, Client, Organization, Tool
+from mirix.db.types import utcnow
+from mirix.errors import AuthenticationError, ConflictError, NotFoundError, PermissionDeniedError
+from mirix.schemas.tenancy import ApiKeyCreate, ClientCreateOrGet, ClientUpdate
+from mirix.services.actor import Actor
+from mirix.services.base import Manager, page
+from mirix.services.security import generate_api_key, hash_api_key
+
+
+def actor_for(client: Client, admin_id: str | None = None) -> Actor:
+    return Actor(
+        organization_id=client.organization_id,
+        client_id=client.id,
+        write_scope=client.write_scope,
+        read_scopes=tuple(client.read_scopes or ()),
+        admin_id=admin_id,
+    )
+
+
+class ClientManager(Manager):
+    def __init__(self, *args, touch_interval_seconds: int = 60, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._touch_interval = touch_interval_seconds
+        self._last_touch: dict[str, float] = {}
+
+    # --- clients -------------------------------------------------------------------------------
+
+    async def get(self, actor: Actor, client_id: str) -> Client:
+        if not actor.is_admin and client_id != actor.client_id:
+            raise NotFoundError(f"Client {client_id} not found")
+        async with self._sessions() as session:
+            client = await session.get(Client, client_id)
+        if client is None or client.is_deleted or client.organization_id != actor.organization_id:
+            raise NotFoundError(f"Client {client_id} not found")
+        return client
+
+    async def list(self, actor: Actor, cursor: str | None, limit: int) -> list[Client]:
+        query = select(Client).where(
+            Client.organization_id == actor.organization_id, Client.deleted_at.is_(None)
+        )
+        if not actor.is_admin:
+            query = query.where(Client.id == actor.client_id)
+        async with self._sessions() as session:
+            return list(await session.scalars(page(query, Client.id, cursor, limit)))
+
+    async def create_or_get(
+        self, actor: Actor, request: ClientCreateOrGet, fail_if_exists: bool = False
+    ) -> tuple[Client, bool]:
+        """Return ``(client, created)``. A client key may only fetch itself; admins create clients."""
+        if request.org_id not in (None, actor.organization_id):
+            raise PermissionDeniedError("Clients can only be created in the caller's organization")
+        if not actor.is_admin:
+            if request.client_id in (None, actor.client_id) and not fail_if_exists:
+                return await self.get(actor, actor.client_id), False
+            raise PermissionDeniedError("Creating clients needs an admin token")
+        client_id = request.client_id or new_id("client")
+        async with self._sessions.begin() as session:
+            existing = await session.get(Client, client_id)
+            if existing is not None:
+                if existing.organization_id != actor.organization_id or existing.is_deleted:
+                    raise ConflictError(f"Client id '{client_id}' is not available")
+                if fail_if_exists:
+                    raise ConflictError(f"Client with id '{client_id}' already exists")
+                return existing, False
+            client = Client(
+                id=client_id,
+                organization_id=actor.organization_id,
+                name=request.name or client_id,
+                status=request.status,
+                write_scope=request.write_scope,
+                read_scopes=list(request.read_scopes),
+            )
+            session.add(client)
+        return client, True
+
+    async def create(
+        self, org_id: str, name: str, write_scope: str | None, read_scopes: list[str]
+    ) -> Client:
+        """Operator path (CLI, bootstrap): reuse a client of that name in the org or create it."""
+        async with self._sessions.begin() as session:
+            client = await session.scalar(
+                select(Client).where(
+                    Client.organization_id == org_id, Client.name == name, Client.deleted_at.is_(None)
+                )
+            )
+            if client is None:
+                client = Client(
+                    id=new_id("client"), organization_id=org_id, name=name,
+                    write_scope=write_scope, read_scopes=read_scopes,
+                )
+                session.add(client)
+        return client
+
+    async def update(self, actor: Actor, client_id: str, request: ClientUpdate) -> Client:
+        actor.require_admin()
+        if request.id not in (None, client_id):
+            raise PermissionDeniedError("The id in the body does not match the path")
+        if request.organization_id not in (None, actor.organization_id):
+            raise PermissionDeniedError("A client cannot be moved to another organization")
+        changes = request.model_dump(exclude_unset=True, exclude={"id", "organization_id"})
+        async with self._sessions.begin() as session:
+            client = await self._get_for_update(session, actor, client_id)
+            for field, value in changes.items():
+                if value is not None or field == "write_scope":
+                    setattr(client, field, value)
+        return client
+
+    async def delete(self, actor: Actor, client_id: str) -> None:
+        """Soft-delete the client, revoke its keys and retire what it owns."""
+        actor.require_admin()
+        now = utcnow()
+        async with self._sessions.begin() as session:
+            client = await self._get_for_update(session, actor, client_id)
+            client.deleted_at = now
+            await session.execute(
+                update(ApiKey).where(ApiKey.client_id == client_id, ApiKey.status == "active")
+                .values(status="revoked", revoked_at=now)
+            )
+            for model, owner in ((Agent, Agent.client_id), (Tool, Tool.created_by_id),
+                                 (Block, Block.created_by_id)):
+                await session.execute(
+                    update(model).where(owner == client_id, model.deleted_at.is_(None)).values(deleted_at=now)
+                )
+
+    async def _get_for_update(self, session, actor: Actor, client_id: str) -> Client:
+        client = await session.get(Client, client_id, with_for_update=True)
+        if client is None or client.is_deleted or client.organization_id != actor.organization_id:
+            raise NotFoundError(f"Client {client_id} not found")
+        return client
+
+    # --- API keys ------------------------------------------------------------------------------
+
+    async def create_api_key(
+        self, actor: Actor, client_id: str, request: ApiKeyCreate
+    ) -> tuple[ApiKey, str]:
+        actor.require_admin()
+        await self.get(actor, client_id)
+        return await self.issue_api_key(actor.organization_id, client_id, request)
+
+    async def issue_api_key(
+        self, org_id: str, client_id: str, request: ApiKeyCreate | None = None
+    ) -> tuple[ApiKey, str]:
+        """Create a key for a client (no permission check: operator path). Returns ``(row, key)``."""
+        request = request or ApiKeyCreate()
+        raw = generate_api_key()
+        row = ApiKey(
+            id=new_id("apikey"), client_id=client_id, organization_id=org_id, name=request.name,
+            key_hash=hash_api_key(raw), key_prefix=raw[:12], permission=request.permission,
+            user_id=request.user_id,
+        )
+        async with self._sessions.begin() as session:
+            session.add(row)
+        return row, raw
+
+    async def list_api_keys(self, actor: Actor, client_id: str) -> list[ApiKey]:
+        actor.require_admin()
+        await self.get(actor, client_id)
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(ApiKey).where(ApiKey.client_id == client_id).order_by(ApiKey.created_at)
+            )
+            return list(rows)
+
+    async def revoke_api_key(self, actor: Actor, client_id: str, key_id: str) -> None:
+        actor.require_admin()
+        await self.get(actor, client_id)
+        if not await self._revoke(key_id, client_id=client_id):
+            raise NotFoundError(f"API key {key_id} not found")
+
+    async def revoke_api_key_by_id(self, key_id: str) -> bool:
+        """Operator path (CLI)."""
+        return await self._revoke(key_id)
+
+    async def _revoke(self, key_id: str, client_id: str | None = None) -> bool:
+        query = update(ApiKey).where(ApiKey.id == key_id, ApiKey.status == "active")
+        if client_id is not None:
+            query = query.where(ApiKey.client_id == client_id)
+        async with self._sessions.begin() as session:
+            result = await session.execute(query.values(status="revoked", revoked_at=utcnow()))
+        return result.rowcount > 0
+
+    async def list_all_api_keys(self) -> list[tuple[ApiKey, Client, Organization]]:
+        """Operator path (CLI): every key with its client and organization."""
+        query = (
+            select(ApiKey, Client, Organization)
+            .join(Client, Client.id == ApiKey.client_id)
+            .join(Organization, Organization.id == ApiKey.organization_id)
+            .order_by(Organization.name, Client.name, ApiKey.created_at)
+        )
+        async with self._sessions() as session:
+            return [tuple(row) for row in await session.execute(query)]
+
+    async def authenticate(self, raw_key: str) -> Actor:
+        """Resolve an API key to its client in one indexed query; revoked keys fail at once."""
+        query = (
+            select(ApiKey.id, Client)
+            .join(Client, Client.id == ApiKey.client_id)
+            .where(ApiKey.key_hash == hash_api_key(raw_key), ApiKey.status == "active")
+        )
+        async with self._sessions() as session:
+            row = (await session.execute(query)).first()
+        if row is None:
+            raise AuthenticationError("Invalid API key")
+        key_id, client = row
+        if client.is_deleted or client.status != "active":
+            raise PermissionDeniedError("Client is inactive or deleted")
+        await self._touch(key_id)
+        return actor_for(client)
+
+    async def _touch(self, key_id: str) -> None:
+        # Writing last_used_at on every request would turn each read into a write; once per
+        # interval per key and process is precise enough for "when was this key last used".
+        now = time.monotonic()
+        last = self._last_touch.get(key_id)
+        if last is not None and now - last < self._touch_interval:
+            return
+        self._last_touch[key_id] = now
+        async with self._sessions.begin() as session:
+            await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow()))
+
+    async def get_active(self, client_id: str) -> Client:
+        """Load an active client by id (trusted-gateway and admin-token paths)."""
+        async with self._sessions() as session:
+            client = await session.get(Client, client_id)
+        if client is None or client.is_deleted or client.status != "active":
+            raise AuthenticationError("Unknown or inactive client")
+        return client
+

@@ -1,0 +1,67 @@
+"""End users. They belong to an organization and are shared by its clients."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mirix.db.base import new_id
+from mirix.db.models import Block, User
+from mirix.db.types import utcnow
+from mirix.errors import NotFoundError
+from mirix.services.actor import Actor
+from mirix.services.base import Manager, page
+
+
+class UserManager(Manager):
+    async def get(self, actor: Actor, user_id: str) -> User:
+        async with self._sessions() as session:
+            user = await session.get(User, (actor.organization_id, user_id))
+        if user is None or user.is_deleted:
+            raise NotFoundError(f"User {user_id} not found")
+        return user
+
+    async def list(self, actor: Actor, cursor: str | None, limit: int) -> list[User]:
+        query = select(User).where(
+            User.organization_id == actor.organization_id, User.deleted_at.is_(None)
+        )
+        async with self._sessions() as session:
+            return list(await session.scalars(page(query, User.id, cursor, limit)))
+
+    async def create_or_get(
+        self, actor: Actor, user_id: str | None, name: str | None, timezone: str | None = None
+    ) -> User:
+        user_id = user_id or new_id("user")
+        async with self._sessions.begin() as session:
+            return await self.ensure(session, actor.organization_id, user_id, name, timezone)
+
+    @staticmethod
+    async def ensure(
+        session: AsyncSession, org_id: str, user_id: str, name: str | None = None,
+        timezone: str | None = None,
+    ) -> User:
+        """Return the user, creating it (or bringing a deleted one back) inside ``session``."""
+        user = await session.get(User, (org_id, user_id), with_for_update=True)
+        if user is None:
+            user = User(organization_id=org_id, id=user_id, name=name or user_id, timezone=timezone or "UTC")
+            session.add(user)
+            await session.flush()
+        elif user.is_deleted:
+            user.deleted_at = None
+            user.name = name or user.name
+        return user
+
+    async def delete(self, actor: Actor, user_id: str) -> None:
+        """Soft-delete the user and everything stored for them."""
+        async with self._sessions.begin() as session:
+            user = await session.get(User, (actor.organization_id, user_id), with_for_update=True)
+            if user is None or user.is_deleted:
+                raise NotFoundError(f"User {user_id} not found or already deleted")
+            now = utcnow()
+            user.deleted_at = now
+            await session.execute(
+                update(Block)
+                .where(Block.organization_id == actor.organization_id, Block.user_id == user_id,
+                       Block.deleted_at.is_(None))
+                .values(deleted_at=now)
+            )

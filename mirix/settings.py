@@ -1,0 +1,109 @@
+"""Server configuration: one ``Settings`` object, read from ``MIRIX_*`` environment variables.
+
+Nothing here touches the disk or the network; building a ``Settings`` is free of side effects.
+The object is created once (by the CLI or the app factory) and passed down explicitly.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MIRIX_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(
+        default=Path("~/.mirix"),
+        description="Directory for the SQLite database, the bootstrap API key and other local state.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MIRIX_PG_URI", "MIRIX_DATABASE_URL"),
+        description="PostgreSQL URI (postgresql://...). Unset means SQLite inside data_dir.",
+    )
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=20, ge=0)
+    db_echo: bool = False
+    auto_migrate: bool | None = Field(
+        default=None,
+        description="Apply migrations when the server starts. Default: on for SQLite, off for PostgreSQL.",
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8531, ge=1, le=65535)
+    bootstrap: bool = Field(
+        default=True,
+        description="On first start with an empty database, create a default org, client, user and API key.",
+    )
+
+    jwt_secret_key: SecretStr | None = Field(
+        default=None,
+        description="HS256 secret for admin tokens; generated and kept in data_dir when unset.",
+    )
+    jwt_expiration_hours: int = Field(default=24, ge=1, le=24 * 30)
+    trusted_gateway: bool = Field(
+        default=False,
+        description="Accept X-Client-ID/X-Org-ID headers without an API key. Only behind a gateway that "
+        "authenticates callers and strips these headers from outside traffic.",
+    )
+    api_key_touch_interval_seconds: int = Field(
+        default=60,
+        ge=0,
+        description="How often last_used_at of an API key is written at most (per key and process).",
+    )
+
+    llm_model: str | None = Field(default=None, description="Default LLM for agents that name none.")
+    llm_endpoint_type: str = "openai"
+    llm_endpoint: str | None = None
+    llm_context_window: int = 128000
+    embedding_endpoint_type: str = Field(
+        default="local", description="'local' runs all-MiniLM-L6-v2 in-process; no network needed."
+    )
+    embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_dim: int = 384
+    embedding_endpoint: str | None = None
+
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @cached_property
+    def is_postgres(self) -> bool:
+        return self.database_url is not None
+
+    @cached_property
+    def async_database_url(self) -> str:
+        """The SQLAlchemy URL with the async driver for the configured database."""
+        if self.database_url is None:
+            return f"sqlite+aiosqlite:///{self.data_dir / 'mirix.db'}"
+        url = self.database_url
+        for prefix in ("postgresql+asyncpg://", "postgresql+psycopg2://", "postgresql+pg8000://",
+                       "postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+asyncpg://" + url[len(prefix):]
+        raise ValueError("MIRIX_PG_URI must be a postgresql:// URI")
+
+    @cached_property
+    def should_auto_migrate(self) -> bool:
+        return self.auto_migrate if self.auto_migrate is not None else not self.is_postgres
+
+    @property
+    def api_key_file(self) -> Path:
+        return self.data_dir / "api_key"
+
+    @property
+    def jwt_secret_file(self) -> Path:
+        return self.data_dir / "jwt_secret"

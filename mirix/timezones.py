@@ -1,0 +1,20 @@
+"""User time zones: IANA names, validated once at the edge."""
+
+from __future__ import annotations
+
+import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+# MIRIX stores zones like "America/New_York (UTC-05:00)"; the part before the bracket is the name.
+_DECORATED = re.compile(r"^\s*([^\s(]+)\s*\(.*\)\s*$")
+
+
+def normalize_timezone(value: str) -> str:
+    """Return the IANA name for ``value`` or raise ``ValueError`` if it is not a known zone."""
+    match = _DECORATED.match(value)
+    name = match.group(1) if match else value.strip()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Europe/Paris'") from None
+    return name
