@@ -36,7 +36,9 @@ def _run(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
 
 
 data_dir_option = click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
     help="Data directory (default: $MIRIX_DATA_DIR or ~/.mirix).",
 )
 
@@ -55,7 +57,11 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     """Run the API server."""
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = _settings(data_dir, **overrides)
-    asyncio.run(_serve(settings))
+    try:
+        asyncio.run(_serve(settings))
+    except KeyboardInterrupt:
+        # uvicorn has already shut down cleanly; it re-raises the signal for the caller's sake.
+        pass
 
 
 async def _serve(settings: Settings) -> None:
@@ -63,21 +69,25 @@ async def _serve(settings: Settings) -> None:
 
     from mirix.api.app import create_app
     from mirix.logs import configure_logging
-    from mirix.server.server import AsyncServer
+
+    def announce(server: Any) -> None:
+        if server.bootstrap_key:
+            click.echo("First start: created organization 'default_org', client 'default_client' and its user.")
+            click.echo(f"API key (also saved to {settings.api_key_file}, shown only once):")
+            click.echo(server.bootstrap_key)
 
     configure_logging(settings.log_level, settings.log_json)
-    server = await AsyncServer.start(settings)
-    if server.bootstrap_key:
-        click.echo("First start: created organization 'default_org', client 'default_client' and its user.")
-        click.echo(f"API key (also saved to {settings.api_key_file}, shown only once):")
-        click.echo(server.bootstrap_key)
-    app = create_app(server=server)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                            proxy_headers=True)
-    try:
-        await uvicorn.Server(config).serve()
-    finally:
-        await server.close()
+    app = create_app(settings, on_started=announce)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        lifespan="on",
+    )
+    await uvicorn.Server(config).serve()
 
 
 @main.command()
@@ -113,8 +123,14 @@ def _scopes(value: str | None) -> list[str] | None:
 @click.option("--read-scopes", default=None, help="Comma-separated scopes it reads (default: its write scope).")
 @click.option("--name", "key_name", default=None, help="A label for the key.")
 @data_dir_option
-def keys_create(org_name: str, client_name: str, write_scope: str | None, read_scopes: str | None,
-                key_name: str | None, data_dir: Path | None) -> None:
+def keys_create(
+    org_name: str,
+    client_name: str,
+    write_scope: str | None,
+    read_scopes: str | None,
+    key_name: str | None,
+    data_dir: Path | None,
+) -> None:
     """Create an API key; the key is printed alone on the last line."""
     from mirix.schemas.tenancy import ApiKeyCreate
 
@@ -130,8 +146,10 @@ def keys_create(org_name: str, client_name: str, write_scope: str | None, read_s
 
     org, client, row, raw = _run(_settings(data_dir), work)
     click.echo(f"organization {org.name} ({org.id})")
-    click.echo(f"client {client.name} ({client.id}) write_scope={client.write_scope} "
-               f"read_scopes={','.join(client.read_scopes)}")
+    click.echo(
+        f"client {client.name} ({client.id}) write_scope={client.write_scope} "
+        f"read_scopes={','.join(client.read_scopes)}"
+    )
     click.echo(f"key id {row.id}")
     click.echo(raw)
 

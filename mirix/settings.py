@@ -19,6 +19,7 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        populate_by_name=True,
     )
 
     data_dir: Path = Field(
@@ -90,10 +91,15 @@ class Settings(BaseSettings):
         if self.database_url is None:
             return f"sqlite+aiosqlite:///{self.data_dir / 'mirix.db'}"
         url = self.database_url
-        for prefix in ("postgresql+asyncpg://", "postgresql+psycopg2://", "postgresql+pg8000://",
-                       "postgresql://", "postgres://"):
+        for prefix in (
+            "postgresql+asyncpg://",
+            "postgresql+psycopg2://",
+            "postgresql+pg8000://",
+            "postgresql://",
+            "postgres://",
+        ):
             if url.startswith(prefix):
-                return "postgresql+asyncpg://" + url[len(prefix):]
+                return "postgresql+asyncpg://" + url[len(prefix) :]
         raise ValueError("MIRIX_PG_URI must be a postgresql:// URI")
 
     @cached_property

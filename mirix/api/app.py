@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -17,14 +17,25 @@ from mirix.settings import Settings
 ROUTERS = (health, organizations, clients, users, blocks, tools, agents, config, admin)
 
 
-def create_app(settings: Settings | None = None, *, server: AsyncServer | None = None) -> FastAPI:
-    """Build the app. The server starts in the lifespan unless one is handed in (already started)."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    server: AsyncServer | None = None,
+    on_started: Callable[[AsyncServer], None] | None = None,
+) -> FastAPI:
+    """Build the app.
+
+    The lifespan starts the server and stops it after the last request, unless a started server
+    is handed in (tests), which its owner stops. ``on_started`` runs once the server is up.
+    """
     settings = settings or (server.settings if server else Settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = server is None
         app.state.server = server or await AsyncServer.start(settings)
+        if on_started is not None:
+            on_started(app.state.server)
         try:
             yield
         finally:
@@ -37,6 +48,8 @@ def create_app(settings: Settings | None = None, *, server: AsyncServer | None =
         summary="Async multi-agent memory server, wire-compatible with the MIRIX REST API.",
         lifespan=lifespan,
     )
+    if server is not None:
+        app.state.server = server
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     for module in ROUTERS:

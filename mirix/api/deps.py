@@ -14,7 +14,8 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="A clien
 _bearer = HTTPBearer(auto_error=False, description="An admin token from /admin/auth/login, or an API key")
 
 
-def get_server(request: Request) -> AsyncServer:
+async def get_server(request: Request) -> AsyncServer:
+    # async def on purpose: FastAPI would run a plain def dependency in a worker thread.
     return request.app.state.server
 
 

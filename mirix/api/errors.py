@@ -26,9 +26,7 @@ async def _integrity_error(_request: Request, exc: IntegrityError) -> JSONRespon
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
-    return JSONResponse(
-        {"detail": "Internal server error", "request_id": request_id_var.get()}, status_code=500
-    )
+    return JSONResponse({"detail": "Internal server error", "request_id": request_id_var.get()}, status_code=500)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -7,6 +7,7 @@ import re
 import time
 import uuid
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mirix.logs import request_id_var
@@ -25,6 +26,11 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
+            # NUL is never meaningful in this API and PostgreSQL cannot store it.
+            response = JSONResponse({"detail": "URL must not contain NUL characters"}, status_code=400)
+            await response(scope, receive, send)
+            return
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _SAFE_ID.match(given) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
@@ -42,6 +48,5 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            log.info("%s %s %s %.1fms", scope["method"], scope["path"], status,
-                     (time.perf_counter() - started) * 1000)
+            log.info("%s %s %s %.1fms", scope["method"], scope["path"], status, (time.perf_counter() - started) * 1000)
             request_id_var.reset(token)

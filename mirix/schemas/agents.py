@@ -8,12 +8,20 @@ from typing import Any, Literal
 from pydantic import Field
 
 from mirix.schemas.common import IdStr, Name, RequestModel, ResponseModel
-from mirix.schemas.config import EmbeddingConfig, LLMConfig
+from mirix.schemas.config import EmbeddingConfig, LLMConfig, PublicEmbeddingConfig, PublicLLMConfig
 
 AgentType = Literal[
-    "coder_agent", "chat_agent", "reflexion_agent", "background_agent", "episodic_memory_agent",
-    "procedural_memory_agent", "resource_memory_agent", "knowledge_vault_memory_agent",
-    "meta_memory_agent", "semantic_memory_agent", "core_memory_agent",
+    "coder_agent",
+    "chat_agent",
+    "reflexion_agent",
+    "background_agent",
+    "episodic_memory_agent",
+    "procedural_memory_agent",
+    "resource_memory_agent",
+    "knowledge_vault_memory_agent",
+    "meta_memory_agent",
+    "semantic_memory_agent",
+    "core_memory_agent",
 ]
 
 
@@ -113,8 +121,8 @@ class AgentState(ResponseModel):
     description: str | None
     parent_id: str | None
     organization_id: str
-    llm_config: dict[str, Any] | None
-    embedding_config: dict[str, Any] | None
+    llm_config: PublicLLMConfig | None
+    embedding_config: PublicEmbeddingConfig | None
     tool_rules: list[dict[str, Any]] | None
     tags: list[str]
     metadata_: dict[str, Any] | None = None

@@ -7,14 +7,50 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 LLMEndpointType = Literal[
-    "openai", "anthropic", "cohere", "google_ai", "google_vertex", "azure_openai", "groq", "ollama",
-    "webui", "webui-legacy", "lmstudio", "lmstudio-legacy", "lmstudio-chatcompletions", "llamacpp",
-    "koboldcpp", "vllm", "hugging-face", "mistral", "together", "bedrock", "deepseek", "xai",
+    "openai",
+    "anthropic",
+    "cohere",
+    "google_ai",
+    "google_vertex",
+    "azure_openai",
+    "groq",
+    "ollama",
+    "webui",
+    "webui-legacy",
+    "lmstudio",
+    "lmstudio-legacy",
+    "lmstudio-chatcompletions",
+    "llamacpp",
+    "koboldcpp",
+    "vllm",
+    "hugging-face",
+    "mistral",
+    "together",
+    "bedrock",
+    "deepseek",
+    "xai",
 ]
 EmbeddingEndpointType = Literal[
-    "openai", "anthropic", "bedrock", "cohere", "google_ai", "azure", "azure_openai", "groq", "ollama",
-    "webui", "webui-legacy", "lmstudio", "lmstudio-legacy", "llamacpp", "koboldcpp", "vllm",
-    "hugging-face", "mistral", "together", "local",
+    "openai",
+    "anthropic",
+    "bedrock",
+    "cohere",
+    "google_ai",
+    "azure",
+    "azure_openai",
+    "groq",
+    "ollama",
+    "webui",
+    "webui-legacy",
+    "lmstudio",
+    "lmstudio-legacy",
+    "llamacpp",
+    "koboldcpp",
+    "vllm",
+    "hugging-face",
+    "mistral",
+    "together",
+    "local",
 ]
 
 
@@ -57,8 +93,11 @@ class EmbeddingConfig(_Config):
     azure_deployment: str | None = None
 
 
-def public_config(config: dict | None) -> dict | None:
-    """A stored config as shown to callers: secrets removed."""
-    if config is None:
-        return None
-    return {key: value for key, value in config.items() if key != "api_key"}
+class PublicLLMConfig(LLMConfig):
+    """An LLM config as shown to callers: the API key is accepted on input but never returned."""
+
+    api_key: str | None = Field(default=None, exclude=True)
+
+
+class PublicEmbeddingConfig(EmbeddingConfig):
+    api_key: str | None = Field(default=None, exclude=True)

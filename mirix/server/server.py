@@ -35,9 +35,7 @@ class AsyncServer:
         self.engine = create_engine(settings)
         self.sessions = create_session_factory(self.engine)
         self.organizations = OrganizationManager(self.sessions)
-        self.clients = ClientManager(
-            self.sessions, touch_interval_seconds=settings.api_key_touch_interval_seconds
-        )
+        self.clients = ClientManager(self.sessions, touch_interval_seconds=settings.api_key_touch_interval_seconds)
         self.users = UserManager(self.sessions)
         self.tools = ToolManager(self.sessions)
         self.agents = AgentManager(self.sessions, self.tools)
@@ -54,9 +52,7 @@ class AsyncServer:
             await upgrade(settings.async_database_url)
         server = cls(settings)
         if settings.bootstrap:
-            server.bootstrap_key = await bootstrap_if_empty(
-                server.sessions, server.clients, settings.api_key_file
-            )
+            server.bootstrap_key = await bootstrap_if_empty(server.sessions, server.clients, settings.api_key_file)
         return server
 
     async def close(self) -> None:

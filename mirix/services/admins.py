@@ -25,9 +25,12 @@ class AdminManager(Manager):
 
     async def count(self) -> int:
         async with self._sessions() as session:
-            return await session.scalar(
-                select(func.count()).select_from(AdminAccount).where(AdminAccount.deleted_at.is_(None))
-            ) or 0
+            return (
+                await session.scalar(
+                    select(func.count()).select_from(AdminAccount).where(AdminAccount.deleted_at.is_(None))
+                )
+                or 0
+            )
 
     async def setup_first_admin(self, name: str, email: str, password: str) -> tuple[AdminAccount, Client]:
         """The one-time setup: allowed only while no admin account exists."""
@@ -42,9 +45,7 @@ class AdminManager(Manager):
         org_id = org.id if org else None
         return await self.create(org_id, name, email, password)
 
-    async def create(
-        self, org_id: str | None, name: str, email: str, password: str
-    ) -> tuple[AdminAccount, Client]:
+    async def create(self, org_id: str | None, name: str, email: str, password: str) -> tuple[AdminAccount, Client]:
         """Create an admin (operator path). Without an org, a new organization is made for it."""
         email = email.strip().lower()
         password_hash = await hash_password(password)
@@ -59,15 +60,22 @@ class AdminManager(Manager):
                 session.add(Organization(id=org_id, name=f"{name}'s organization"))
                 await session.flush()
             client = Client(
-                id=new_id("client"), organization_id=org_id, name=f"dashboard: {email}",
-                write_scope=ADMIN_SCOPE, read_scopes=[ADMIN_SCOPE],
+                id=new_id("client"),
+                organization_id=org_id,
+                name=f"dashboard: {email}",
+                write_scope=ADMIN_SCOPE,
+                read_scopes=[ADMIN_SCOPE],
             )
             session.add(client)
             await session.flush()
             await UserManager.ensure(session, org_id, default_user_id(client.id), name)
             admin = AdminAccount(
-                id=new_id("admin"), organization_id=org_id, client_id=client.id, email=email,
-                name=name, password_hash=password_hash,
+                id=new_id("admin"),
+                organization_id=org_id,
+                client_id=client.id,
+                email=email,
+                name=name,
+                password_hash=password_hash,
             )
             session.add(admin)
         return admin, client
@@ -75,11 +83,13 @@ class AdminManager(Manager):
     async def login(self, email: str, password: str) -> tuple[AdminAccount, Client, str]:
         email = email.strip().lower()
         async with self._sessions() as session:
-            row = (await session.execute(
-                select(AdminAccount, Client)
-                .join(Client, Client.id == AdminAccount.client_id)
-                .where(AdminAccount.email == email, AdminAccount.deleted_at.is_(None))
-            )).first()
+            row = (
+                await session.execute(
+                    select(AdminAccount, Client)
+                    .join(Client, Client.id == AdminAccount.client_id)
+                    .where(AdminAccount.email == email, AdminAccount.deleted_at.is_(None))
+                )
+            ).first()
         # One message for unknown email and wrong password, so logins cannot probe for accounts.
         failure = AuthenticationError("Invalid email or password")
         if row is None:
@@ -98,8 +108,13 @@ class AdminManager(Manager):
 
     def issue_token(self, admin: AdminAccount, client: Client) -> str:
         claims = {
-            "sub": client.id, "adm": admin.id, "org": admin.organization_id, "name": admin.name,
-            "email": admin.email, "write_scope": client.write_scope, "read_scopes": client.read_scopes,
+            "sub": client.id,
+            "adm": admin.id,
+            "org": admin.organization_id,
+            "name": admin.name,
+            "email": admin.email,
+            "write_scope": client.write_scope,
+            "read_scopes": client.read_scopes,
             "admin_user_id": default_user_id(client.id),
         }
         return encode_token(self._secret, claims, self.token_hours)
@@ -110,11 +125,13 @@ class AdminManager(Manager):
         if claims is None or "adm" not in claims:
             return None
         async with self._sessions() as session:
-            row = (await session.execute(
-                select(AdminAccount, Client)
-                .join(Client, Client.id == AdminAccount.client_id)
-                .where(AdminAccount.id == claims["adm"], AdminAccount.deleted_at.is_(None))
-            )).first()
+            row = (
+                await session.execute(
+                    select(AdminAccount, Client)
+                    .join(Client, Client.id == AdminAccount.client_id)
+                    .where(AdminAccount.id == claims["adm"], AdminAccount.deleted_at.is_(None))
+                )
+            ).first()
         if row is None:
             return None
         admin, client = row
@@ -135,8 +152,7 @@ class AdminManager(Manager):
             rows = await session.execute(
                 select(AdminAccount, Client)
                 .join(Client, Client.id == AdminAccount.client_id)
-                .where(AdminAccount.organization_id == actor.organization_id,
-                       AdminAccount.deleted_at.is_(None))
+                .where(AdminAccount.organization_id == actor.organization_id, AdminAccount.deleted_at.is_(None))
                 .order_by(AdminAccount.created_at)
             )
             return [tuple(row) for row in rows]

@@ -72,9 +72,9 @@ class AgentManager(Manager):
                 tools[agent_id].append(tool)
         return [
             AgentView(
-                agent, tools[agent.id],
-                [AgentView(child, tools[child.id], []) for child in children[agent.id]] if with_children
-                else None,
+                agent,
+                tools[agent.id],
+                [AgentView(child, tools[child.id], []) for child in children[agent.id]] if with_children else None,
             )
             for agent in agents
         ]
@@ -102,13 +102,19 @@ class AgentManager(Manager):
             if request.parent_id:
                 await self._get_row(session, actor, request.parent_id)
             agent = Agent(
-                id=new_id("agent"), organization_id=actor.organization_id, client_id=actor.client_id,
-                parent_id=request.parent_id, name=request.name or request.agent_type,
-                agent_type=request.agent_type, system=request.system or "",
+                id=new_id("agent"),
+                organization_id=actor.organization_id,
+                client_id=actor.client_id,
+                parent_id=request.parent_id,
+                name=request.name or request.agent_type,
+                agent_type=request.agent_type,
+                system=request.system or "",
                 description=request.description,
                 llm_config=request.llm_config.model_dump() if request.llm_config else None,
                 embedding_config=request.embedding_config.model_dump() if request.embedding_config else None,
-                tool_rules=request.tool_rules, metadata_=request.metadata, tags=request.tags or [],
+                tool_rules=request.tool_rules,
+                metadata_=request.metadata,
+                tags=request.tags or [],
             )
             session.add(agent)
             await session.flush()

@@ -40,8 +40,12 @@ class BlockManager(Manager):
     async def get(self, actor: Actor, block_id: str) -> Block:
         async with self._sessions() as session:
             block = await session.get(Block, block_id)
-        if (block is None or block.is_deleted or block.organization_id != actor.organization_id
-                or not actor.can_read(block.scope)):
+        if (
+            block is None
+            or block.is_deleted
+            or block.organization_id != actor.organization_id
+            or not actor.can_read(block.scope)
+        ):
             raise NotFoundError(f"Block {block_id} not found")
         return block
 
@@ -49,9 +53,7 @@ class BlockManager(Manager):
         """Create a block in the caller's write scope, or update one the caller may write."""
         scope = actor.require_write_scope()
         if len(data.value) > data.limit:
-            raise UnprocessableError(
-                f"Block value is {len(data.value)} characters, above its limit of {data.limit}"
-            )
+            raise UnprocessableError(f"Block value is {len(data.value)} characters, above its limit of {data.limit}")
         user_id = user_id or data.user_id
         async with self._sessions.begin() as session:
             if user_id is not None:
@@ -60,17 +62,23 @@ class BlockManager(Manager):
                     raise NotFoundError(f"User {user_id} not found")
             block = await session.get(Block, data.id, with_for_update=True) if data.id else None
             if block is not None:
-                if (block.is_deleted or block.organization_id != actor.organization_id
-                        or block.scope != scope):
+                if block.is_deleted or block.organization_id != actor.organization_id or block.scope != scope:
                     raise NotFoundError(f"Block {data.id} not found")
                 block.label, block.value, block.limit = data.label, data.value, data.limit
                 block.last_updated_by_id = actor.client_id
                 return block
             tags = {k: v for k, v in (data.filter_tags or {}).items() if k != "scope"}
             block = Block(
-                id=data.id or new_id("block"), organization_id=actor.organization_id, user_id=user_id,
-                scope=scope, label=data.label, value=data.value, limit=data.limit, filter_tags=tags,
-                created_by_id=actor.client_id, last_updated_by_id=actor.client_id,
+                id=data.id or new_id("block"),
+                organization_id=actor.organization_id,
+                user_id=user_id,
+                scope=scope,
+                label=data.label,
+                value=data.value,
+                limit=data.limit,
+                filter_tags=tags,
+                created_by_id=actor.client_id,
+                last_updated_by_id=actor.client_id,
             )
             session.add(block)
         return block
@@ -78,7 +86,11 @@ class BlockManager(Manager):
     async def delete(self, actor: Actor, block_id: str) -> None:
         async with self._sessions.begin() as session:
             block = await session.get(Block, block_id, with_for_update=True)
-            if (block is None or block.is_deleted or block.organization_id != actor.organization_id
-                    or block.scope != actor.write_scope):
+            if (
+                block is None
+                or block.is_deleted
+                or block.organization_id != actor.organization_id
+                or block.scope != actor.write_scope
+            ):
                 raise NotFoundError(f"Block {block_id} not found")
             block.deleted_at = utcnow()

@@ -34,10 +34,15 @@ async def bootstrap_if_empty(sessions, clients: ClientManager, key_file: Path) -
         async with sessions.begin() as session:
             session.add(Organization(id=DEFAULT_ORG_ID, name="default_org"))
             await session.flush()
-            session.add(Client(
-                id=DEFAULT_CLIENT_ID, organization_id=DEFAULT_ORG_ID, name="default_client",
-                write_scope=DEFAULT_SCOPE, read_scopes=[DEFAULT_SCOPE],
-            ))
+            session.add(
+                Client(
+                    id=DEFAULT_CLIENT_ID,
+                    organization_id=DEFAULT_ORG_ID,
+                    name="default_client",
+                    write_scope=DEFAULT_SCOPE,
+                    read_scopes=[DEFAULT_SCOPE],
+                )
+            )
             await session.flush()
             await UserManager.ensure(session, DEFAULT_ORG_ID, default_user_id(DEFAULT_CLIENT_ID), "default_user")
     except IntegrityError:

@@ -44,9 +44,7 @@ class ClientManager(Manager):
         return client
 
     async def list(self, actor: Actor, cursor: str | None, limit: int) -> list[Client]:
-        query = select(Client).where(
-            Client.organization_id == actor.organization_id, Client.deleted_at.is_(None)
-        )
+        query = select(Client).where(Client.organization_id == actor.organization_id, Client.deleted_at.is_(None))
         if not actor.is_admin:
             query = query.where(Client.id == actor.client_id)
         async with self._sessions() as session:
@@ -82,25 +80,25 @@ class ClientManager(Manager):
             session.add(client)
         return client, True
 
-    async def create(
-        self, org_id: str, name: str, write_scope: str | None, read_scopes: list[str]
-    ) -> Client:
+    async def create(self, org_id: str, name: str, write_scope: str | None, read_scopes: list[str]) -> Client:
         """Operator path (CLI, bootstrap): reuse a client of that name in the org or create it."""
         async with self._sessions.begin() as session:
             client = await session.scalar(
-                select(Client).where(
-                    Client.organization_id == org_id, Client.name == name, Client.deleted_at.is_(None)
-                )
+                select(Client).where(Client.organization_id == org_id, Client.name == name, Client.deleted_at.is_(None))
             )
             if client is None:
                 client = Client(
-                    id=new_id("client"), organization_id=org_id, name=name,
-                    write_scope=write_scope, read_scopes=read_scopes,
+                    id=new_id("client"),
+                    organization_id=org_id,
+                    name=name,
+                    write_scope=write_scope,
+                    read_scopes=read_scopes,
                 )
                 session.add(client)
         return client
 
     async def update(self, actor: Actor, client_id: str, request: ClientUpdate) -> Client:
+        await self.get(actor, client_id)  # 404 for ids the caller cannot see, before the 403 below
         actor.require_admin()
         if request.id not in (None, client_id):
             raise PermissionDeniedError("The id in the body does not match the path")
@@ -116,17 +114,18 @@ class ClientManager(Manager):
 
     async def delete(self, actor: Actor, client_id: str) -> None:
         """Soft-delete the client, revoke its keys and retire what it owns."""
+        await self.get(actor, client_id)
         actor.require_admin()
         now = utcnow()
         async with self._sessions.begin() as session:
             client = await self._get_for_update(session, actor, client_id)
             client.deleted_at = now
             await session.execute(
-                update(ApiKey).where(ApiKey.client_id == client_id, ApiKey.status == "active")
+                update(ApiKey)
+                .where(ApiKey.client_id == client_id, ApiKey.status == "active")
                 .values(status="revoked", revoked_at=now)
             )
-            for model, owner in ((Agent, Agent.client_id), (Tool, Tool.created_by_id),
-                                 (Block, Block.created_by_id)):
+            for model, owner in ((Agent, Agent.client_id), (Tool, Tool.created_by_id), (Block, Block.created_by_id)):
                 await session.execute(
                     update(model).where(owner == client_id, model.deleted_at.is_(None)).values(deleted_at=now)
                 )
@@ -139,11 +138,9 @@ class ClientManager(Manager):
 
     # --- API keys ------------------------------------------------------------------------------
 
-    async def create_api_key(
-        self, actor: Actor, client_id: str, request: ApiKeyCreate
-    ) -> tuple[ApiKey, str]:
-        actor.require_admin()
+    async def create_api_key(self, actor: Actor, client_id: str, request: ApiKeyCreate) -> tuple[ApiKey, str]:
         await self.get(actor, client_id)
+        actor.require_admin()
         return await self.issue_api_key(actor.organization_id, client_id, request)
 
     async def issue_api_key(
@@ -153,8 +150,13 @@ class ClientManager(Manager):
         request = request or ApiKeyCreate()
         raw = generate_api_key()
         row = ApiKey(
-            id=new_id("apikey"), client_id=client_id, organization_id=org_id, name=request.name,
-            key_hash=hash_api_key(raw), key_prefix=raw[:12], permission=request.permission,
+            id=new_id("apikey"),
+            client_id=client_id,
+            organization_id=org_id,
+            name=request.name,
+            key_hash=hash_api_key(raw),
+            key_prefix=raw[:12],
+            permission=request.permission,
             user_id=request.user_id,
         )
         async with self._sessions.begin() as session:
@@ -162,8 +164,8 @@ class ClientManager(Manager):
         return row, raw
 
     async def list_api_keys(self, actor: Actor, client_id: str) -> list[ApiKey]:
-        actor.require_admin()
         await self.get(actor, client_id)
+        actor.require_admin()
         async with self._sessions() as session:
             rows = await session.scalars(
                 select(ApiKey).where(ApiKey.client_id == client_id).order_by(ApiKey.created_at)
@@ -171,8 +173,8 @@ class ClientManager(Manager):
             return list(rows)
 
     async def revoke_api_key(self, actor: Actor, client_id: str, key_id: str) -> None:
-        actor.require_admin()
         await self.get(actor, client_id)
+        actor.require_admin()
         if not await self._revoke(key_id, client_id=client_id):
             raise NotFoundError(f"API key {key_id} not found")
 
@@ -234,4 +236,3 @@ class ClientManager(Manager):
         if client is None or client.is_deleted or client.status != "active":
             raise AuthenticationError("Unknown or inactive client")
         return client
-

@@ -33,8 +33,9 @@ class ToolManager(Manager):
             found = {
                 tool.id: tool
                 for tool in await session.scalars(
-                    select(Tool).where(Tool.id.in_(tool_ids), Tool.organization_id == actor.organization_id,
-                                       Tool.deleted_at.is_(None))
+                    select(Tool).where(
+                        Tool.id.in_(tool_ids), Tool.organization_id == actor.organization_id, Tool.deleted_at.is_(None)
+                    )
                 )
             }
         missing = [tool_id for tool_id in tool_ids if tool_id not in found]
@@ -45,18 +46,25 @@ class ToolManager(Manager):
     async def create(self, actor: Actor, request: ToolCreate) -> Tool:
         async with self._sessions.begin() as session:
             clash = await session.scalar(
-                select(Tool.id).where(Tool.organization_id == actor.organization_id,
-                                      Tool.name == request.name, Tool.deleted_at.is_(None))
+                select(Tool.id).where(
+                    Tool.organization_id == actor.organization_id, Tool.name == request.name, Tool.deleted_at.is_(None)
+                )
             )
             if clash:
                 raise ConflictError(f"A tool named {request.name!r} already exists ({clash})")
             if request.id and await session.get(Tool, request.id) is not None:
                 raise ConflictError(f"Tool id '{request.id}' is not available")
             tool = Tool(
-                id=request.id or new_id("tool"), organization_id=actor.organization_id,
-                created_by_id=actor.client_id, name=request.name, tool_type=request.tool_type,
-                description=request.description, tags=request.tags, source_type=request.source_type,
-                source_code=request.source_code, json_schema=request.json_schema,
+                id=request.id or new_id("tool"),
+                organization_id=actor.organization_id,
+                created_by_id=actor.client_id,
+                name=request.name,
+                tool_type=request.tool_type,
+                description=request.description,
+                tags=request.tags,
+                source_type=request.source_type,
+                source_code=request.source_code,
+                json_schema=request.json_schema,
                 return_char_limit=request.return_char_limit,
             )
             session.add(tool)

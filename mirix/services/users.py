@@ -22,9 +22,7 @@ class UserManager(Manager):
         return user
 
     async def list(self, actor: Actor, cursor: str | None, limit: int) -> list[User]:
-        query = select(User).where(
-            User.organization_id == actor.organization_id, User.deleted_at.is_(None)
-        )
+        query = select(User).where(User.organization_id == actor.organization_id, User.deleted_at.is_(None))
         async with self._sessions() as session:
             return list(await session.scalars(page(query, User.id, cursor, limit)))
 
@@ -37,7 +35,10 @@ class UserManager(Manager):
 
     @staticmethod
     async def ensure(
-        session: AsyncSession, org_id: str, user_id: str, name: str | None = None,
+        session: AsyncSession,
+        org_id: str,
+        user_id: str,
+        name: str | None = None,
         timezone: str | None = None,
     ) -> User:
         """Return the user, creating it (or bringing a deleted one back) inside ``session``."""
@@ -61,7 +62,8 @@ class UserManager(Manager):
             user.deleted_at = now
             await session.execute(
                 update(Block)
-                .where(Block.organization_id == actor.organization_id, Block.user_id == user_id,
-                       Block.deleted_at.is_(None))
+                .where(
+                    Block.organization_id == actor.organization_id, Block.user_id == user_id, Block.deleted_at.is_(None)
+                )
                 .values(deleted_at=now)
             )

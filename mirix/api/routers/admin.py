@@ -19,15 +19,22 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 
 def dashboard_client(admin, client) -> DashboardClient:
     return DashboardClient(
-        id=client.id, name=admin.name, email=admin.email, write_scope=client.write_scope,
-        read_scopes=client.read_scopes, status=client.status, admin_user_id=default_user_id(client.id),
-        created_at=admin.created_at, last_login=admin.last_login,
+        id=client.id,
+        name=admin.name,
+        email=admin.email,
+        write_scope=client.write_scope,
+        read_scopes=client.read_scopes,
+        status=client.status,
+        admin_user_id=default_user_id(client.id),
+        created_at=admin.created_at,
+        last_login=admin.last_login,
     )
 
 
 def _token(server, admin, client, token: str) -> TokenResponse:
     return TokenResponse(
-        access_token=token, expires_in=server.admins.token_hours * 3600,
+        access_token=token,
+        expires_in=server.admins.token_hours * 3600,
         client=dashboard_client(admin, client),
     )
 
@@ -35,13 +42,15 @@ def _token(server, admin, client, token: str) -> TokenResponse:
 @router.get("/auth/check-setup", response_model=SetupStatus, summary="Whether the first admin still has to be created")
 async def check_setup(server: Server):
     required = await server.admins.count() == 0
-    message = ("No admin exists yet: POST /admin/auth/register once to create the first one"
-               if required else "Setup complete")
+    message = (
+        "No admin exists yet: POST /admin/auth/register once to create the first one" if required else "Setup complete"
+    )
     return SetupStatus(setup_required=required, message=message)
 
 
 @router.post(
-    "/auth/register", response_model=TokenResponse,
+    "/auth/register",
+    response_model=TokenResponse,
     summary="One-time setup: create the first admin",
     description="Works only while no admin exists; afterwards 403. Further admins: `mirix admin create`.",
 )

@@ -7,7 +7,6 @@ from fastapi import APIRouter, Query
 from mirix.api.deps import CurrentActor, Server
 from mirix.schemas.agents import AgentCreate, AgentState, AgentUpdate, StatusMessage, SystemPromptUpdate, Tool
 from mirix.schemas.common import IdStr
-from mirix.schemas.config import public_config
 from mirix.services.agents import AgentView
 
 router = APIRouter(prefix="/agents", tags=["agents"])
@@ -16,20 +15,31 @@ router = APIRouter(prefix="/agents", tags=["agents"])
 def agent_out(view: AgentView) -> AgentState:
     agent = view.agent
     return AgentState(
-        id=agent.id, name=agent.name, agent_type=agent.agent_type, system=agent.system,
-        description=agent.description, parent_id=agent.parent_id, organization_id=agent.organization_id,
-        llm_config=public_config(agent.llm_config), embedding_config=public_config(agent.embedding_config),
-        tool_rules=agent.tool_rules, tags=agent.tags or [], metadata_=agent.metadata_,
+        id=agent.id,
+        name=agent.name,
+        agent_type=agent.agent_type,
+        system=agent.system,
+        description=agent.description,
+        parent_id=agent.parent_id,
+        organization_id=agent.organization_id,
+        llm_config=agent.llm_config,
+        embedding_config=agent.embedding_config,
+        tool_rules=agent.tool_rules,
+        tags=agent.tags or [],
+        metadata_=agent.metadata_,
         tools=[Tool.model_validate(tool) for tool in view.tools],
         children=[agent_out(child) for child in view.children] if view.children is not None else None,
-        created_by_id=agent.client_id, last_updated_by_id=agent.client_id,
-        created_at=agent.created_at, updated_at=agent.updated_at,
+        created_by_id=agent.client_id,
+        last_updated_by_id=agent.client_id,
+        created_at=agent.created_at,
+        updated_at=agent.updated_at,
     )
 
 
 @router.get("", response_model=list[AgentState], summary="The caller's top-level agents, or children of parent_id")
 async def list_agents(
-    server: Server, actor: CurrentActor,
+    server: Server,
+    actor: CurrentActor,
     query_text: Annotated[str | None, Query(max_length=255)] = None,
     tags: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -63,9 +73,7 @@ async def delete_agent(server: Server, actor: CurrentActor, agent_id: IdStr):
 
 
 @router.patch("/by-name/{agent_name}/system", response_model=AgentState)
-async def update_system_prompt_by_name(
-    server: Server, actor: CurrentActor, agent_name: str, body: SystemPromptUpdate
-):
+async def update_system_prompt_by_name(server: Server, actor: CurrentActor, agent_name: str, body: SystemPromptUpdate):
     agent = await server.agents.find_by_name(actor, agent_name)
     return agent_out(await server.agents.update_system(actor, agent.id, body.system_prompt))
 

@@ -14,13 +14,21 @@ router = APIRouter(prefix="/blocks", tags=["blocks"])
 
 
 def block_out(block) -> Block:
-    return Block.model_validate({
-        "id": block.id, "label": block.label, "value": block.value, "limit": block.limit,
-        "user_id": block.user_id, "organization_id": block.organization_id,
-        "filter_tags": block_tags(block), "created_by_id": block.created_by_id,
-        "last_updated_by_id": block.last_updated_by_id, "created_at": block.created_at,
-        "updated_at": block.updated_at,
-    })
+    return Block.model_validate(
+        {
+            "id": block.id,
+            "label": block.label,
+            "value": block.value,
+            "limit": block.limit,
+            "user_id": block.user_id,
+            "organization_id": block.organization_id,
+            "filter_tags": block_tags(block),
+            "created_by_id": block.created_by_id,
+            "last_updated_by_id": block.last_updated_by_id,
+            "created_at": block.created_at,
+            "updated_at": block.updated_at,
+        }
+    )
 
 
 @router.get("", response_model=list[Block], summary="Core-memory blocks of a user in the caller's read scopes")
@@ -34,15 +42,19 @@ async def get_block(server: Server, actor: CurrentActor, block_id: IdStr):
 
 
 @router.post(
-    "", response_model=Block,
+    "",
+    response_model=Block,
     summary="Create or update a block in the caller's write scope",
     description='Body: `{"block": {...}, "user": {"id": ...} | null}` as MIRIX sends it; a bare block '
     "object is accepted too. Without a user the block is a template for the scope.",
 )
 async def upsert_block(server: Server, actor: CurrentActor, body: dict[str, Any] = Body(...)):
     try:
-        request = (BlockCreateRequest.model_validate(body) if "block" in body
-                   else BlockCreateRequest(block=BlockIn.model_validate(body)))
+        request = (
+            BlockCreateRequest.model_validate(body)
+            if "block" in body
+            else BlockCreateRequest(block=BlockIn.model_validate(body))
+        )
     except ValueError as exc:
         raise UnprocessableError(_first_error(exc)) from None
     user_id = request.user.id if request.user else None

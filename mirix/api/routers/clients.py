@@ -20,12 +20,17 @@ router = APIRouter(prefix="/clients", tags=["clients"])
 
 
 @router.post(
-    "/create_or_get", response_model=Client, status_code=status.HTTP_201_CREATED,
+    "/create_or_get",
+    response_model=Client,
+    status_code=status.HTTP_201_CREATED,
     summary="Create a client in the caller's organization (admin), or get an existing one",
     responses={200: {"model": Client, "description": "The client already existed"}},
 )
 async def create_or_get_client(
-    server: Server, actor: CurrentActor, body: ClientCreateOrGet, response: Response,
+    server: Server,
+    actor: CurrentActor,
+    body: ClientCreateOrGet,
+    response: Response,
     fail_if_exists: bool = False,
 ):
     client, created = await server.clients.create_or_get(actor, body, fail_if_exists)
@@ -36,8 +41,10 @@ async def create_or_get_client(
 
 @router.get("", response_model=list[Client], summary="Clients of the organization (admin), else the caller")
 async def list_clients(
-    server: Server, actor: CurrentActor,
-    cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    server: Server,
+    actor: CurrentActor,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ):
     return await server.clients.list(actor, cursor, limit)
 
@@ -62,8 +69,13 @@ async def delete_client(server: Server, actor: CurrentActor, client_id: IdStr):
 async def create_api_key(server: Server, actor: CurrentActor, client_id: IdStr, body: ApiKeyCreate):
     row, raw = await server.clients.create_api_key(actor, client_id, body)
     return ApiKeyCreated(
-        id=row.id, client_id=row.client_id, name=row.name, api_key=raw, status=row.status,
-        permission=row.permission, created_at=row.created_at,
+        id=row.id,
+        client_id=row.client_id,
+        name=row.name,
+        api_key=raw,
+        status=row.status,
+        permission=row.permission,
+        created_at=row.created_at,
     )
 
 
@@ -73,7 +85,8 @@ async def list_api_keys(server: Server, actor: CurrentActor, client_id: IdStr):
 
 
 @router.delete(
-    "/{client_id}/api-keys/{api_key_id}", response_model=ApiKeyDeleted,
+    "/{client_id}/api-keys/{api_key_id}",
+    response_model=ApiKeyDeleted,
     summary="Revoke an API key at once (admin)",
 )
 async def delete_api_key(server: Server, actor: CurrentActor, client_id: IdStr, api_key_id: IdStr):

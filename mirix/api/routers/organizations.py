@@ -14,8 +14,10 @@ router = APIRouter(prefix="/organizations", tags=["organizations"])
 
 @router.get("", response_model=list[Organization], summary="The caller's organization")
 async def list_organizations(
-    server: Server, actor: CurrentActor,
-    cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    server: Server,
+    actor: CurrentActor,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ):
     orgs = await server.organizations.list(actor)
     return [org for org in orgs if cursor is None or org.id > cursor][:limit]

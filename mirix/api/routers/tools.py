@@ -13,7 +13,9 @@ router = APIRouter(prefix="/tools", tags=["tools"])
 
 @router.get("", response_model=list[Tool])
 async def list_tools(
-    server: Server, actor: CurrentActor, cursor: str | None = None,
+    server: Server,
+    actor: CurrentActor,
+    cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ):
     return await server.tools.list(actor, cursor, limit)

@@ -19,8 +19,11 @@ async def create_or_get_user(server: Server, actor: CurrentActor, body: UserCrea
 
 @router.get("", response_model=list[User])
 async def list_users(
-    server: Server, actor: CurrentActor, cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50, organization_id: str | None = None,
+    server: Server,
+    actor: CurrentActor,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    organization_id: str | None = None,
 ):
     if organization_id not in (None, actor.organization_id):
         raise NotFoundError(f"Organization with id {organization_id} not found")

@@ -6,6 +6,17 @@ from mirix.db.models.jobs import Job
 from mirix.db.models.tenancy import AdminAccount, ApiKey, Client, Organization, User
 
 __all__ = [
-    "AdminAccount", "Agent", "ApiKey", "Base", "Block", "Client", "Job", "Message",
-    "Organization", "Step", "Tool", "User", "agent_tools",
+    "AdminAccount",
+    "Agent",
+    "ApiKey",
+    "Base",
+    "Block",
+    "Client",
+    "Job",
+    "Message",
+    "Organization",
+    "Step",
+    "Tool",
+    "User",
+    "agent_tools",
 ]

@@ -101,9 +101,7 @@ def upgrade() -> None:
         sa.Column("created_at", mirix.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", mirix.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("deleted_at", mirix.db.types.UTCDateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["client_id"], ["clients.id"], name=op.f("fk_admin_accounts_client_id_clients")
-        ),
+        sa.ForeignKeyConstraint(["client_id"], ["clients.id"], name=op.f("fk_admin_accounts_client_id_clients")),
         sa.ForeignKeyConstraint(
             ["organization_id"],
             ["organizations.id"],
@@ -125,9 +123,7 @@ def upgrade() -> None:
         sa.Column("system", sa.Text(), nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("llm_config", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True),
-        sa.Column(
-            "embedding_config", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True
-        ),
+        sa.Column("embedding_config", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True),
         sa.Column("tool_rules", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True),
         sa.Column("metadata", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True),
         sa.Column("tags", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
@@ -162,9 +158,7 @@ def upgrade() -> None:
         sa.Column("created_at", mirix.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", mirix.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("deleted_at", mirix.db.types.UTCDateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["created_by_id"], ["clients.id"], name=op.f("fk_blocks_created_by_id_clients")
-        ),
+        sa.ForeignKeyConstraint(["created_by_id"], ["clients.id"], name=op.f("fk_blocks_created_by_id_clients")),
         sa.ForeignKeyConstraint(
             ["last_updated_by_id"], ["clients.id"], name=op.f("fk_blocks_last_updated_by_id_clients")
         ),
@@ -200,9 +194,7 @@ def upgrade() -> None:
         sa.Column("revoked_at", mirix.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", mirix.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", mirix.db.types.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["client_id"], ["clients.id"], name=op.f("fk_client_api_keys_client_id_clients")
-        ),
+        sa.ForeignKeyConstraint(["client_id"], ["clients.id"], name=op.f("fk_client_api_keys_client_id_clients")),
         sa.ForeignKeyConstraint(
             ["organization_id"],
             ["organizations.id"],
@@ -271,18 +263,14 @@ def upgrade() -> None:
         sa.Column("created_at", mirix.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", mirix.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("deleted_at", mirix.db.types.UTCDateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["created_by_id"], ["clients.id"], name=op.f("fk_tools_created_by_id_clients")
-        ),
+        sa.ForeignKeyConstraint(["created_by_id"], ["clients.id"], name=op.f("fk_tools_created_by_id_clients")),
         sa.ForeignKeyConstraint(
             ["organization_id"], ["organizations.id"], name=op.f("fk_tools_organization_id_organizations")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tools")),
     )
     with op.batch_alter_table("tools", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_tools_organization_id_name"), ["organization_id", "name"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_tools_organization_id_name"), ["organization_id", "name"], unique=False)
 
     op.create_table(
         "agent_tools",
@@ -328,9 +316,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
     )
     with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_messages_agent_id_created_at"), ["agent_id", "created_at"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_messages_agent_id_created_at"), ["agent_id", "created_at"], unique=False)
 
 
 def downgrade() -> None:
