@@ -18,8 +18,11 @@ class _ContextFilter(logging.Filter):
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": self.formatTime(record), "level": record.levelname, "logger": record.name,
-            "request_id": getattr(record, "request_id", "-"), "message": record.getMessage(),
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", "-"),
+            "message": record.getMessage(),
         }
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
@@ -30,7 +33,8 @@ def configure_logging(level: str = "INFO", as_json: bool = False) -> None:
     handler = logging.StreamHandler()
     handler.addFilter(_ContextFilter())
     handler.setFormatter(
-        _JsonFormatter() if as_json
+        _JsonFormatter()
+        if as_json
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
     )
     root = logging.getLogger("mirix")

@@ -1,0 +1,1 @@
+"""Search: filters, time ranges and ranking."""
