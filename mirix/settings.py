@@ -72,6 +72,20 @@ class Settings(BaseSettings):
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_dim: int = 384
     embedding_endpoint: str | None = None
+    embeddings_enabled: bool = Field(
+        default=True, description="Store vectors for memories (needed for embedding search)."
+    )
+    query_embedding_cache_size: int = Field(default=2048, ge=0)
+    vector_cache_mb: int = Field(
+        default=256, ge=1, description="SQLite only: memory for per-user vector matrices used by embedding search."
+    )
+    hybrid_text_weight: float = Field(default=1.0, ge=0, description="Weight of BM25 ranks in hybrid search.")
+    hybrid_vector_weight: float = Field(default=1.0, ge=0, description="Weight of embedding ranks in hybrid search.")
+    prompt_max_sensitivity: str = Field(
+        default="medium",
+        pattern="^(low|medium|high)$",
+        description="Knowledge-vault items above this sensitivity never appear in retrieval (prompt) output.",
+    )
 
     log_level: str = "INFO"
     log_json: bool = False

@@ -9,7 +9,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from mirix.db.engine import create_migration_engine
-from mirix.db.migrate import alembic_config, current_revision, upgrade
+from mirix.db.migrate import alembic_config, current_revision, include_object, upgrade
 from mirix.db.models import Base
 from mirix.settings import Settings
 
@@ -20,7 +20,8 @@ async def _diff(url: str) -> list:
         async with engine.connect() as connection:
             return await connection.run_sync(
                 lambda sync: compare_metadata(
-                    MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+                    MigrationContext.configure(sync, opts={"compare_type": True, "include_object": include_object}),
+                    Base.metadata,
                 )
             )
     finally:

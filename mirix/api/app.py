@@ -10,11 +10,23 @@ from fastapi import FastAPI
 from mirix import __version__
 from mirix.api.errors import install_error_handlers
 from mirix.api.middleware import RequestIdMiddleware
-from mirix.api.routers import admin, agents, blocks, clients, config, health, organizations, tools, users
+from mirix.api.routers import (
+    admin,
+    agents,
+    blocks,
+    clients,
+    config,
+    health,
+    memory,
+    organizations,
+    raw_memory,
+    tools,
+    users,
+)
 from mirix.server.server import AsyncServer
 from mirix.settings import Settings
 
-ROUTERS = (health, organizations, clients, users, blocks, tools, agents, config, admin)
+ROUTERS = (health, organizations, clients, users, blocks, tools, agents, config, admin, raw_memory, memory)
 
 
 def create_app(

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
+from mirix.embeddings.base import EmbeddingError
 from mirix.errors import AuthenticationError, MirixError
 from mirix.logs import request_id_var
 
@@ -24,6 +25,11 @@ async def _integrity_error(_request: Request, exc: IntegrityError) -> JSONRespon
     return JSONResponse({"detail": "The request conflicts with existing data"}, status_code=409)
 
 
+async def _embedding_error(_request: Request, exc: EmbeddingError) -> JSONResponse:
+    log.warning("embedding provider failed: %s", exc)
+    return JSONResponse({"detail": f"Embedding provider unavailable: {exc}"}, status_code=503)
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return JSONResponse({"detail": "Internal server error", "request_id": request_id_var.get()}, status_code=500)
@@ -32,4 +38,5 @@ async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(MirixError, _mirix_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(EmbeddingError, _embedding_error)
     app.add_exception_handler(Exception, _unexpected)

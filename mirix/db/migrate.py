@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -11,6 +12,21 @@ from sqlalchemy.engine import Connection
 from mirix.db.engine import create_migration_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+#: Search structures that live only in the migrations (one dialect each), not in the ORM models:
+#: SQLite FTS5 tables (and their shadow tables), PostgreSQL tsvector columns and ``pgx_`` indexes.
+NOT_MODELLED_COLUMNS = frozenset({"search_tsv"})
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Alembic filter: leave the dialect-specific search structures out of model comparisons."""
+    if name is None:
+        return True
+    if type_ == "table" and "_fts" in name:
+        return False
+    if type_ == "index" and name.startswith("pgx_"):
+        return False
+    return not (type_ == "column" and name in NOT_MODELLED_COLUMNS)
 
 
 def alembic_config(url: str | None = None) -> Config:

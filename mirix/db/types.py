@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from array import array
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect
+from sqlalchemy import JSON, DateTime, Dialect, LargeBinary
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 #: JSON on SQLite, JSONB (indexable, comparable) on PostgreSQL.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -41,3 +42,28 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class EmbeddingVector(TypeDecorator[list[float]]):
+    """A dense vector: pgvector ``vector`` (no fixed dimension, so models of any size fit) on
+    PostgreSQL, little-endian float32 bytes on SQLite."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from pgvector.sqlalchemy import VECTOR
+
+            return dialect.type_descriptor(VECTOR())
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None or dialect.name == "postgresql":
+            return value
+        return array("f", value).tobytes()
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> list[float] | None:
+        if value is None or dialect.name == "postgresql":
+            return value if value is None else list(value)
+        return array("f", bytes(value)).tolist()

@@ -13,13 +13,20 @@ from sqlalchemy import text
 
 from mirix.db.engine import create_engine, create_session_factory
 from mirix.db.migrate import upgrade
+from mirix.embeddings.cache import CachedEmbedder, QueryEmbeddingCache
+from mirix.embeddings.factory import create_embedding_provider
 from mirix.errors import AuthenticationError
+from mirix.search.vector_cache import VectorCache
 from mirix.services.actor import Actor
 from mirix.services.admins import AdminManager
 from mirix.services.agents import AgentManager
 from mirix.services.blocks import BlockManager
 from mirix.services.bootstrap import bootstrap_if_empty, write_secret_file
 from mirix.services.clients import ClientManager, actor_for
+from mirix.services.memory.manager import MemoryManager
+from mirix.services.memory.raw import RawMemoryService
+from mirix.services.memory.retrieval import Retriever
+from mirix.services.memory.search import MemorySearch
 from mirix.services.organizations import OrganizationManager
 from mirix.services.security import looks_like_jwt
 from mirix.services.tools import ToolManager
@@ -39,9 +46,25 @@ class AsyncServer:
         self.users = UserManager(self.sessions)
         self.tools = ToolManager(self.sessions)
         self.agents = AgentManager(self.sessions, self.tools)
-        self.blocks = BlockManager(self.sessions)
+        self.blocks = BlockManager(self.sessions, self.engine.dialect.name)
         self.admins = AdminManager(
             self.sessions, secret=_jwt_secret(settings), token_hours=settings.jwt_expiration_hours
+        )
+        dialect = self.engine.dialect.name
+        self.embedder = _embedder(settings)
+        self.vector_cache = VectorCache(settings.vector_cache_mb * 1024 * 1024)
+        self.memories = MemoryManager(self.sessions, self.embedder)
+        self.search = MemorySearch(
+            self.sessions,
+            dialect,
+            self.memories,
+            self.vector_cache,
+            text_weight=settings.hybrid_text_weight,
+            vector_weight=settings.hybrid_vector_weight,
+        )
+        self.raw_memories = RawMemoryService(self.sessions, self.memories, dialect)
+        self.retriever = Retriever(
+            self.memories, self.search, self.blocks, max_prompt_sensitivity=settings.prompt_max_sensitivity
         )
         #: The API key made by the first start on an empty database, if this start made one.
         self.bootstrap_key: str | None = None
@@ -90,6 +113,16 @@ class AsyncServer:
         except Exception:  # noqa: BLE001 - health reports any failure as "down"
             log.exception("database health check failed")
             return False
+
+
+def _embedder(settings: Settings) -> CachedEmbedder | None:
+    """The embedding model all memories and queries use (created lazily: nothing loads here)."""
+    if not settings.embeddings_enabled:
+        return None
+    provider = create_embedding_provider(
+        settings.embedding_endpoint_type, settings.embedding_model, settings.embedding_dim
+    )
+    return CachedEmbedder(provider, QueryEmbeddingCache(settings.query_embedding_cache_size))
 
 
 # Older code imports the synchronous-sounding name; it is the same async server.

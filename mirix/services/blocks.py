@@ -6,6 +6,8 @@ that is copied to users the first time they need it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from mirix.db.base import new_id
@@ -15,6 +17,7 @@ from mirix.errors import NotFoundError, UnprocessableError
 from mirix.schemas.agents import BlockIn
 from mirix.services.actor import Actor
 from mirix.services.base import Manager
+from mirix.services.users import UserManager
 
 MAX_BLOCKS = 200
 
@@ -25,6 +28,10 @@ def block_tags(block: Block) -> dict:
 
 
 class BlockManager(Manager):
+    def __init__(self, sessions, dialect: str) -> None:
+        super().__init__(sessions)
+        self._dialect = dialect
+
     async def list(self, actor: Actor, user_id: str | None, label: str | None) -> list[Block]:
         query = select(Block).where(
             Block.organization_id == actor.organization_id,
@@ -94,3 +101,84 @@ class BlockManager(Manager):
             ):
                 raise NotFoundError(f"Block {block_id} not found")
             block.deleted_at = utcnow()
+
+    # --- per-user core memory --------------------------------------------------------------------
+
+    async def for_user(
+        self, actor: Actor, user_id: str | None, *, limit: int = MAX_BLOCKS, tags: Any = None
+    ) -> list[Block]:
+        """Blocks of one user (or, with ``user_id=None``, every user of the organization) in the
+        caller's read scopes, optionally narrowed by a filter on their tags."""
+        from mirix.search.filters import compile_filter_tags
+
+        query = select(Block).where(
+            Block.organization_id == actor.organization_id,
+            Block.scope.in_(actor.read_scopes),
+            Block.deleted_at.is_(None),
+        )
+        query = (
+            query.where(Block.user_id == user_id) if user_id is not None else query.where(Block.user_id.is_not(None))
+        )
+        condition = compile_filter_tags(Block.filter_tags, tags, self._dialect) if tags else None
+        if condition is not None:
+            query = query.where(condition)
+        async with self._sessions() as session:
+            return list(await session.scalars(query.order_by(Block.scope, Block.label, Block.id).limit(limit)))
+
+    async def ensure_from_templates(
+        self, actor: Actor, user_id: str, block_filter_tags: dict | None = None
+    ) -> list[Block]:
+        """Give the user copies of the write scope's template blocks, the first time only."""
+        scope = actor.require_write_scope()
+        extra = {k: v for k, v in (block_filter_tags or {}).items() if k != "scope"}
+        async with self._sessions.begin() as session:
+            await UserManager.ensure(session, actor.organization_id, user_id)
+            live = (Block.organization_id == actor.organization_id, Block.scope == scope, Block.deleted_at.is_(None))
+            owned = list(await session.scalars(select(Block).where(*live, Block.user_id == user_id)))
+            if owned:
+                return owned
+            templates = await session.scalars(select(Block).where(*live, Block.user_id.is_(None)).order_by(Block.label))
+            copies = [
+                Block(
+                    id=new_id("block"),
+                    organization_id=actor.organization_id,
+                    user_id=user_id,
+                    scope=scope,
+                    label=t.label,
+                    value=t.value,
+                    limit=t.limit,
+                    filter_tags={**(t.filter_tags or {}), **extra},
+                    created_by_id=actor.client_id,
+                    last_updated_by_id=actor.client_id,
+                )
+                for t in templates
+            ]
+            session.add_all(copies)
+        return copies
+
+    async def apply_filter_tags(self, actor: Actor, user_id: str, tags: dict, mode: str) -> int:
+        """Apply ``block_filter_tags`` to the user's blocks in the write scope; returns how many changed.
+
+        ``merge`` adds and overwrites keys; ``replace`` swaps the whole set. The scope is never a
+        tag here, so it cannot be changed this way."""
+        if mode not in ("merge", "replace"):
+            raise UnprocessableError("block_filter_tags_update_mode must be 'merge' or 'replace'")
+        scope = actor.require_write_scope()
+        tags = {k: v for k, v in tags.items() if k != "scope"}
+        changed = 0
+        async with self._sessions.begin() as session:
+            blocks = await session.scalars(
+                select(Block).where(
+                    Block.organization_id == actor.organization_id,
+                    Block.user_id == user_id,
+                    Block.scope == scope,
+                    Block.deleted_at.is_(None),
+                )
+            )
+            for block in blocks:
+                new = {**(block.filter_tags or {}), **tags} if mode == "merge" else dict(tags)
+                if new != (block.filter_tags or {}):
+                    block.filter_tags = new
+                    block.last_updated_by_id = actor.client_id
+                    changed += 1
+        return changed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from mirix.db.base import new_id
 from mirix.db.models import Agent, ApiKey, Block, Client, Organization, Tool
@@ -129,6 +129,23 @@ class ClientManager(Manager):
                 await session.execute(
                     update(model).where(owner == client_id, model.deleted_at.is_(None)).values(deleted_at=now)
                 )
+
+    async def delete_memories(self, actor: Actor, client_id: str) -> int:
+        """Hard-delete what the client wrote: its memories and the core blocks it created."""
+        from mirix.services.memory.kinds import ALL_KINDS
+        from mirix.services.memory.manager import MemoryManager
+
+        await self.get(actor, client_id)  # the client itself, or an admin of its organization
+        async with self._sessions.begin() as session:
+            removed = await MemoryManager.purge(
+                session,
+                ALL_KINDS.values(),
+                lambda model: [model.organization_id == actor.organization_id, model.client_id == client_id],
+            )
+            await session.execute(
+                delete(Block).where(Block.organization_id == actor.organization_id, Block.created_by_id == client_id)
+            )
+        return removed
 
     async def _get_for_update(self, session, actor: Actor, client_id: str) -> Client:
         client = await session.get(Client, client_id, with_for_update=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirix.db.base import new_id
@@ -11,6 +11,7 @@ from mirix.db.types import utcnow
 from mirix.errors import NotFoundError
 from mirix.services.actor import Actor
 from mirix.services.base import Manager, page
+from mirix.services.memory.kinds import ALL_KINDS
 
 
 class UserManager(Manager):
@@ -20,6 +21,12 @@ class UserManager(Manager):
         if user is None or user.is_deleted:
             raise NotFoundError(f"User {user_id} not found")
         return user
+
+    async def timezone_of(self, actor: Actor, user_id: str) -> str:
+        """The user's time zone, or UTC for a user not created yet."""
+        async with self._sessions() as session:
+            user = await session.get(User, (actor.organization_id, user_id))
+        return user.timezone if user is not None and not user.is_deleted else "UTC"
 
     async def list(self, actor: Actor, cursor: str | None, limit: int) -> list[User]:
         query = select(User).where(User.organization_id == actor.organization_id, User.deleted_at.is_(None))
@@ -52,6 +59,22 @@ class UserManager(Manager):
             user.name = name or user.name
         return user
 
+    async def delete_memories(self, actor: Actor, user_id: str) -> int:
+        """Hard-delete a user's memories and core blocks; admins erase every scope, clients their own."""
+        from mirix.services.memory.manager import MemoryManager
+
+        await self.get(actor, user_id)
+        scoped = not actor.is_admin
+
+        def where(model) -> list:
+            conditions = [model.organization_id == actor.organization_id, model.user_id == user_id]
+            return conditions + ([model.scope == actor.write_scope] if scoped else [])
+
+        async with self._sessions.begin() as session:
+            removed = await MemoryManager.purge(session, ALL_KINDS.values(), where)
+            await session.execute(delete(Block).where(*where(Block)))
+        return removed
+
     async def delete(self, actor: Actor, user_id: str) -> None:
         """Soft-delete the user and everything stored for them."""
         async with self._sessions.begin() as session:
@@ -67,3 +90,14 @@ class UserManager(Manager):
                 )
                 .values(deleted_at=now)
             )
+            for kind in ALL_KINDS.values():
+                model = kind.model
+                await session.execute(
+                    update(model)
+                    .where(
+                        model.organization_id == actor.organization_id,
+                        model.user_id == user_id,
+                        model.deleted_at.is_(None),
+                    )
+                    .values(deleted_at=now)
+                )

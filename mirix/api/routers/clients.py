@@ -92,3 +92,12 @@ async def list_api_keys(server: Server, actor: CurrentActor, client_id: IdStr):
 async def delete_api_key(server: Server, actor: CurrentActor, client_id: IdStr, api_key_id: IdStr):
     await server.clients.revoke_api_key(actor, client_id, api_key_id)
     return ApiKeyDeleted(message=f"API key {api_key_id} deleted successfully", id=api_key_id)
+
+
+@router.delete("/{client_id}/memories", summary="Erase every memory a client wrote (hard delete)")
+async def delete_client_memories(server: Server, actor: CurrentActor, client_id: IdStr):
+    await server.clients.delete_memories(actor, client_id)
+    return {
+        "message": f"All memories for client {client_id} hard deleted successfully",
+        "preserved": ["client", "agents", "tools"],
+    }

@@ -41,3 +41,11 @@ async def delete_user(server: Server, actor: CurrentActor, user_id: IdStr):
         raise PermissionDeniedError("Read-only clients cannot delete users")
     await server.users.delete(actor, user_id)
     return {"message": f"User {user_id} soft deleted successfully"}
+
+
+@router.delete("/{user_id}/memories", summary="Erase a user's memories and core blocks (hard delete)")
+async def delete_user_memories(server: Server, actor: CurrentActor, user_id: IdStr):
+    if not actor.is_admin and actor.write_scope is None:
+        raise PermissionDeniedError("Read-only clients cannot delete memories")
+    await server.users.delete_memories(actor, user_id)
+    return {"message": f"All memories for user {user_id} hard deleted successfully", "preserved": ["user"]}

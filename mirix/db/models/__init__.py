@@ -3,6 +3,16 @@
 from mirix.db.base import Base
 from mirix.db.models.agents import Agent, Block, Message, Step, Tool, agent_tools
 from mirix.db.models.jobs import Job
+from mirix.db.models.memory import (
+    EpisodicMemory,
+    KnowledgeVaultItem,
+    MemoryEmbedding,
+    MemoryHistory,
+    ProceduralMemory,
+    RawMemory,
+    ResourceMemory,
+    SemanticMemory,
+)
 from mirix.db.models.tenancy import AdminAccount, ApiKey, Client, Organization, User
 
 __all__ = [
@@ -12,9 +22,17 @@ __all__ = [
     "Base",
     "Block",
     "Client",
+    "EpisodicMemory",
     "Job",
+    "KnowledgeVaultItem",
+    "MemoryEmbedding",
+    "MemoryHistory",
     "Message",
     "Organization",
+    "ProceduralMemory",
+    "RawMemory",
+    "ResourceMemory",
+    "SemanticMemory",
     "Step",
     "Tool",
     "User",

@@ -1,0 +1,106 @@
+"""Full-text and vector search SQL for each dialect — the one place the two databases differ.
+
+SQLite ranks with FTS5's ``bm25()`` (Porter stemming, column weights); PostgreSQL matches a
+stored English ``tsvector`` through its GIN index and ranks with ``ts_rank`` (length-normalised)
+and finds neighbours with pgvector's cosine distance on the dimension-specific HNSW index.
+Callers pass search terms that are already reduced to letters and digits
+(``mirix.search.text.search_terms``), and every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Float, Select, bindparam, cast, func, literal_column, select
+from sqlalchemy.sql import column, table
+
+from mirix.db.models.memory import MemoryEmbedding
+from mirix.services.memory.kinds import MemoryKind
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Whose rows a search may see: always one organization, usually one user, some scopes."""
+
+    organization_id: str
+    user_id: str | None
+    scopes: tuple[str, ...]
+
+
+def _hex(value: str) -> str:
+    return value.encode().hex().upper()
+
+
+class SqliteSearch:
+    name = "sqlite"
+
+    def text_query(
+        self, kind: MemoryKind, terms: Sequence[str], fields: Sequence[str], owner: Owner, *, prefix: bool = False
+    ) -> tuple[Select[Any], ColumnElement[float]]:
+        """Rows of ``kind`` matching any term, with a score where higher is better."""
+        model = kind.model
+        fts = table(kind.fts_table, column("rowid"))
+        phrase = " OR ".join(f'"{term}"' + ("*" if prefix else "") for term in terms)
+        owner_terms = [f'owner : "o{_hex(owner.organization_id)}"']
+        if owner.user_id is not None:
+            owner_terms.append(f'owner : "u{_hex(owner.organization_id + "/" + owner.user_id)}"')
+        scopes = " OR ".join(f'"s{_hex(owner.organization_id + "/" + scope)}"' for scope in owner.scopes)
+        owner_terms.append(f"owner : ({scopes})")
+        columns = " ".join(fields)
+        match = " AND ".join([*owner_terms, f"{{{columns}}} : ({phrase})"])
+        weights = ", ".join(
+            [
+                "0.0",
+                *(str(w) if f in fields else "0.0" for f, w in zip(kind.text_fields, kind.text_weights, strict=True)),
+            ]
+        )
+        # bm25() is lower-is-better; negate it so every method ranks by "higher is better".
+        score = (-literal_column(f"bm25({kind.fts_table}, {weights})", Float)).label("score")
+        query = (
+            select(model, score)
+            .select_from(fts.join(model, model.fts_rowid == fts.c.rowid))
+            .where(literal_column(kind.fts_table).op("MATCH")(bindparam("fts_match", match)))
+        )
+        return query, score
+
+    def vector_distance(self, dim: int, vector: list[float]) -> ColumnElement[float]:
+        raise NotImplementedError("SQLite vector search runs on the in-process vector cache")
+
+
+class PostgresSearch:
+    name = "postgresql"
+
+    def text_query(
+        self, kind: MemoryKind, terms: Sequence[str], fields: Sequence[str], owner: Owner, *, prefix: bool = False
+    ) -> tuple[Select[Any], ColumnElement[float]]:
+        model = kind.model
+        labels = "".join("ABCD"[kind.text_fields.index(f)] for f in fields)
+        restrict = "" if len(fields) == len(kind.text_fields) else labels
+        suffix = (":" + ("*" if prefix else "") + restrict) if (prefix or restrict) else ""
+        tsquery_text = " | ".join(f"{term}{suffix}" for term in terms)
+        tsquery = func.to_tsquery(literal_column("'english'::regconfig"), bindparam("tsquery", tsquery_text))
+        # ts_rank's weight array is ordered {D, C, B, A} and each weight must be within 0..1.
+        top = max(kind.text_weights)
+        by_label = {label: weight / top for label, weight in zip("ABCD", kind.text_weights, strict=False)}
+        weights = ",".join(str(by_label.get(label, 0.0) if label in labels else 0.0) for label in "DCBA")
+        tsv = literal_column(f"{kind.table}.search_tsv")
+        score = func.ts_rank(literal_column(f"'{{{weights}}}'::float4[]"), tsv, tsquery, 1).label("score")
+        query = select(model, score).where(tsv.op("@@")(tsquery))
+        return query, score
+
+    def vector_distance(self, dim: int, vector: list[float]) -> ColumnElement[float]:
+        """Cosine distance written exactly like the partial HNSW index expression, so it is used."""
+        from pgvector.sqlalchemy import VECTOR
+
+        return cast(MemoryEmbedding.vector, VECTOR(dim)).op("<=>", return_type=Float)(
+            bindparam("query_vector", vector, type_=VECTOR(dim))
+        )
+
+
+SearchDialect = SqliteSearch | PostgresSearch
+
+
+def search_dialect(name: str) -> SearchDialect:
+    return PostgresSearch() if name == "postgresql" else SqliteSearch()

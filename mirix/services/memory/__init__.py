@@ -1,0 +1,1 @@
+"""Long-term memory: per-type declarations, one generic manager, search and retrieval."""
