@@ -37,6 +37,15 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"mirix test database: {BACKEND}"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests of one dialect's own structures run in that dialect's pass only (deselected, not skipped)."""
+    other = "sqlite_only" if BACKEND == "postgres" else "postgres_only"
+    keep = [item for item in items if item.get_closest_marker(other) is None]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep
+
+
 def _pg_url(database: str) -> str:
     base = PG_URI.rsplit("/", 1)[0]
     return f"{base}/{database}"

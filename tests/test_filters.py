@@ -235,9 +235,8 @@ def test_postgres_string_ranges_use_code_point_order() -> None:
     assert 'COLLATE "C"' in sql
 
 
+@pytest.mark.postgres_only
 async def test_postgres_equality_and_contains_use_a_gin_index(blocks: AsyncServer) -> None:
-    if blocks.engine.dialect.name != "postgresql":
-        pytest.skip("EXPLAIN plans are PostgreSQL's; the compile-only test above runs everywhere")
     async with blocks.engine.connect() as connection:
         # The migrations have no index on filter_tags (yet); a GIN index is what @> can use.
         await connection.exec_driver_sql("CREATE INDEX ix_test_blocks_tags ON blocks USING gin (filter_tags)")

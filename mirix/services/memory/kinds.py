@@ -49,7 +49,7 @@ class MemoryKind:
         return f"{self.table}_fts"
 
     def text_of(self, item: MemoryMixin | dict, field: str) -> str:
-        value = item[field] if isinstance(item, dict) else getattr(item, field)
+        value = item.get(field) if isinstance(item, dict) else getattr(item, field)
         if field in self.list_fields:
             return "\n".join(str(step) for step in value or [])
         return value or ""

@@ -108,51 +108,56 @@ class Retriever:
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> Retrieval:
-        def query(kind: MemoryKind, **extra: Any) -> SearchQuery:
-            return SearchQuery(
-                query=keywords,
-                kinds=(kind,),
-                method="hybrid",
+        """Relevant items of every type (recent ones when there are no keywords), the latest
+        episodes in the date range, and the user's core blocks."""
+
+        async def relevant(kind: MemoryKind) -> list:
+            dates = {"start": start, "end": end} if kind is EPISODIC else {}
+            if not keywords.strip() and kind is EPISODIC:
+                return []
+            hits = await self._search.search(
+                actor,
+                SearchQuery(
+                    query=keywords,
+                    kinds=(kind,),
+                    method="hybrid",
+                    limit=limit,
+                    user_id=user_id,
+                    filter_tags=filter_tags,
+                    **dates,
+                ),
+            )
+            rows = [hit.row for hit in hits]
+            if kind is KNOWLEDGE_VAULT:
+                rows = [row for row in rows if SENSITIVITY_ORDER.get(row.sensitivity, 2) <= self._max_sensitivity]
+            return rows
+
+        recent = self._search.search(
+            actor,
+            SearchQuery(
+                query="",
+                kinds=(EPISODIC,),
                 limit=limit,
                 user_id=user_id,
                 filter_tags=filter_tags,
-                **extra,
-            )
-
-        searches = {kind.name: self._search.search(actor, query(kind)) for kind in SEARCHABLE}
-        searches["episodic_recent"] = self._search.search(
-            actor,
-            SearchQuery(
-                query="", kinds=(EPISODIC,), limit=limit, user_id=user_id, filter_tags=filter_tags, start=start, end=end
+                start=start,
+                end=end,
             ),
         )
-        if start is not None or end is not None:
-            searches[EPISODIC.name] = self._search.search(actor, query(EPISODIC, start=start, end=end))
-        counts = {kind.name: self._memories.count(actor, kind, user_id) for kind in SEARCHABLE}
-        names = [*searches, *(f"count:{name}" for name in counts)]
-        done = dict(zip(names, await asyncio.gather(*searches.values(), *counts.values()), strict=True))
-        blocks = await self._blocks.for_user(actor, user_id)
-
+        found, counts, recent_hits = await asyncio.gather(
+            asyncio.gather(*(relevant(kind) for kind in SEARCHABLE)),
+            asyncio.gather(*(self._memories.count(actor, kind, user_id) for kind in SEARCHABLE)),
+            recent,
+        )
         memories: dict[str, Any] = {}
-        for kind in SEARCHABLE:
-            hits = done[kind.name] if keywords.strip() else []
-            rows = [hit.row for hit in hits]
-            if kind is KNOWLEDGE_VAULT:
-                rows = [r for r in rows if SENSITIVITY_ORDER.get(r.sensitivity, 2) <= self._max_sensitivity]
+        for kind, rows, total in zip(SEARCHABLE, found, counts, strict=True):
             items = [retrieval_item(kind, row) for row in rows]
             if kind is EPISODIC:
-                recent = [retrieval_item(kind, hit.row) for hit in done["episodic_recent"]]
-                memories[kind.name] = {"total_count": done[f"count:{kind.name}"], "recent": recent, "relevant": items}
+                recent_items = [retrieval_item(kind, hit.row) for hit in recent_hits]
+                memories[kind.name] = {"total_count": total, "recent": recent_items, "relevant": items}
             else:
-                if not keywords.strip():
-                    items = [
-                        retrieval_item(kind, row)
-                        for row in await self._memories.recent(actor, kind, user_id, limit)
-                        if kind is not KNOWLEDGE_VAULT
-                        or SENSITIVITY_ORDER.get(row.sensitivity, 2) <= self._max_sensitivity
-                    ]
-                memories[kind.name] = {"total_count": done[f"count:{kind.name}"], "items": items}
-        memories["core"] = core_section(blocks)
+                memories[kind.name] = {"total_count": total, "items": items}
+        memories["core"] = core_section(await self._blocks.for_user(actor, user_id))
         topics = ";".join(search_terms(keywords)[:8]) if keywords.strip() else None
         date_range = (start, end) if start is not None or end is not None else None
         return Retrieval(topics, None, date_range, memories)

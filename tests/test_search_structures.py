@@ -1,0 +1,71 @@
+"""The dialect-specific search structures exist, stay in step with the rows, and are used."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from mirix.services.memory.kinds import EPISODIC, SEARCHABLE
+
+
+async def _import(http, tenant, n=30):
+    items = [
+        {
+            "memory_type": "episodic",
+            "user_id": "alice",
+            "summary": f"event {i} about gardening",
+            "details": f"detail {i} tomatoes",
+        }
+        for i in range(n)
+    ]
+    response = await http.post("/memory/import", json={"items": items}, headers=tenant.headers)
+    return response.json()["ids"]
+
+
+@pytest.mark.sqlite_only
+async def test_fts5_rows_follow_inserts_updates_and_deletes(http, server, tenant):
+    ids = await _import(http, tenant, 3)
+
+    async def fts_count(match: str) -> int:
+        async with server.engine.connect() as connection:
+            result = await connection.execute(
+                text(f"SELECT count(*) FROM {EPISODIC.fts_table} WHERE {EPISODIC.fts_table} MATCH :q"), {"q": match}
+            )
+            return result.scalar()
+
+    assert await fts_count("tomatoes") == 3
+    await http.patch(f"/memory/episodic/{ids[0]}", json={"details": "cucumbers"}, headers=tenant.headers)
+    assert await fts_count("tomatoes") == 2 and await fts_count("cucumbers") == 1
+    await http.delete(f"/memory/episodic/{ids[1]}", headers=tenant.headers)
+    assert await fts_count("tomatoes") == 1
+    async with server.engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await connection.exec_driver_sql("VACUUM")
+    # fts_rowid keeps the link even if VACUUM renumbers rowids, so a later update still finds its FTS row.
+    await http.patch(f"/memory/episodic/{ids[2]}", json={"details": "peppers"}, headers=tenant.headers)
+    assert await fts_count("tomatoes") == 0 and await fts_count("peppers") == 1
+
+
+@pytest.mark.postgres_only
+async def test_postgres_text_search_uses_the_gin_index(http, server, tenant):
+    await _import(http, tenant)
+    async with server.engine.connect() as connection:
+        await connection.exec_driver_sql("SET enable_seqscan = off")  # few rows: make the planner show its hand
+        for kind in SEARCHABLE:
+            plan = await connection.exec_driver_sql(
+                f"EXPLAIN SELECT id FROM {kind.table} WHERE search_tsv @@ to_tsquery('english', 'garden | tomato')"
+            )
+            assert f"pgx_{kind.table}_search_tsv" in "\n".join(row[0] for row in plan), kind.name
+
+
+@pytest.mark.postgres_only
+async def test_postgres_vector_search_can_use_hnsw(http, server, tenant):
+    await _import(http, tenant)
+    query = "[" + ",".join(["0.05"] * 384) + "]"
+    async with server.engine.connect() as connection:
+        await connection.exec_driver_sql("SET enable_seqscan = off")
+        plan = await connection.exec_driver_sql(
+            "EXPLAIN SELECT memory_id FROM memory_embeddings WHERE dim = 384 "
+            f"ORDER BY vector::vector(384) <=> '{query}'::vector LIMIT 10"
+        )
+        assert "pgx_memory_embeddings_hnsw_384" in "\n".join(row[0] for row in plan)
