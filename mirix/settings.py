@@ -62,7 +62,10 @@ class Settings(BaseSettings):
         description="How often last_used_at of an API key is written at most (per key and process).",
     )
 
-    llm_model: str | None = Field(default=None, description="Default LLM for agents that name none.")
+    llm_model: str | None = Field(
+        default=None, description="Default LLM for clients that did not call /agents/meta/initialize."
+    )
+    llm_api_key: SecretStr | None = Field(default=None, description="API key of the default LLM.")
     llm_endpoint_type: str = "openai"
     llm_endpoint: str | None = None
     llm_context_window: int = 128000
@@ -71,7 +74,12 @@ class Settings(BaseSettings):
     )
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_dim: int = 384
-    embedding_endpoint: str | None = None
+    embedding_endpoint: str | None = Field(default=None, description="Base URL of a remote embedding provider.")
+    embedding_api_key: SecretStr | None = None
+    embedding_api_version: str | None = None
+    embedding_azure_deployment: str | None = None
+    embedding_timeout_seconds: float = Field(default=30.0, gt=0)
+    embedding_max_retries: int = Field(default=3, ge=0, le=20)
     embeddings_enabled: bool = Field(
         default=True, description="Store vectors for memories (needed for embedding search)."
     )
@@ -81,10 +89,32 @@ class Settings(BaseSettings):
     )
     hybrid_text_weight: float = Field(default=1.0, ge=0, description="Weight of BM25 ranks in hybrid search.")
     hybrid_vector_weight: float = Field(default=1.0, ge=0, description="Weight of embedding ranks in hybrid search.")
+    retrieval_topic_llm: bool = Field(
+        default=True,
+        description="retrieve/conversation asks the client's LLM (when one is configured) for topics and time.",
+    )
     prompt_max_sensitivity: str = Field(
         default="medium",
         pattern="^(low|medium|high)$",
         description="Knowledge-vault items above this sensitivity never appear in retrieval (prompt) output.",
+    )
+
+    workers: int = Field(
+        default=32,
+        ge=1,
+        le=1024,
+        description="Memory jobs running at once (different users in parallel; one user's jobs in order).",
+    )
+    llm_timeout_seconds: float = Field(default=60.0, gt=0, description="Per-call LLM timeout.")
+    llm_max_attempts: int = Field(default=4, ge=1, le=20, description="Tries of one LLM call on 429/5xx/timeouts.")
+    llm_retry_base_delay: float = Field(default=0.5, ge=0, description="First back-off delay; doubles, with jitter.")
+    agent_max_steps: int = Field(default=3, ge=1, le=10, description="LLM turns a memory agent may take.")
+    job_max_attempts: int = Field(default=3, ge=1, le=20, description="Tries of a job on transient LLM errors.")
+    job_retry_backoff_seconds: float = Field(default=2.0, ge=0)
+    add_sync_timeout_seconds: float = Field(default=300.0, gt=0)
+
+    web_search: str | None = Field(
+        default=None, description="Web search tool of the chat agent: 'duckduckgo' (needs the web extra) or unset."
     )
 
     log_level: str = "INFO"

@@ -220,13 +220,14 @@ def test_cache_keys_separate_models() -> None:
     assert cache.get(("local", "a", "text")) == [1.0]
 
 
-def test_factory() -> None:
+def test_factory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     assert create_embedding_provider("local", "all-MiniLM-L6-v2", 384) is get_local_provider()
     own = create_embedding_provider("local", "all-MiniLM-L6-v2", 384, shared=False)
     assert isinstance(own, LocalMiniLMProvider) and own is not get_local_provider()
     with pytest.raises(EmbeddingError, match="unknown embedding provider 'nope'"):
         create_embedding_provider("nope", "m", 3)
-    with pytest.raises(EmbeddingError, match="not available"):
+    with pytest.raises(EmbeddingError, match="needs an API key"):
         create_embedding_provider("openai", "text-embedding-3-small", 1536)
     with pytest.raises(EmbeddingError, match="384"):
         create_embedding_provider("local", "all-MiniLM-L6-v2", 768)

@@ -12,12 +12,14 @@ from mirix.api.errors import install_error_handlers
 from mirix.api.middleware import RequestIdMiddleware
 from mirix.api.routers import (
     admin,
+    agent_messages,
     agents,
     blocks,
     clients,
     config,
     health,
     memory,
+    memory_write,
     organizations,
     raw_memory,
     tools,
@@ -26,7 +28,21 @@ from mirix.api.routers import (
 from mirix.server.server import AsyncServer
 from mirix.settings import Settings
 
-ROUTERS = (health, organizations, clients, users, blocks, tools, agents, config, admin, raw_memory, memory)
+ROUTERS = (
+    health,
+    organizations,
+    clients,
+    users,
+    blocks,
+    tools,
+    agents,
+    agent_messages,
+    config,
+    admin,
+    raw_memory,
+    memory_write,
+    memory,
+)
 
 
 def create_app(
@@ -46,6 +62,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = server is None
         app.state.server = server or await AsyncServer.start(settings)
+        if owned:
+            await app.state.server.start_workers()
         if on_started is not None:
             on_started(app.state.server)
         try:

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mirix.embeddings.base import EmbeddingError
 from mirix.errors import AuthenticationError, MirixError
+from mirix.llm.errors import LLMError
 from mirix.logs import request_id_var
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,12 @@ async def _embedding_error(_request: Request, exc: EmbeddingError) -> JSONRespon
     return JSONResponse({"detail": f"Embedding provider unavailable: {exc}"}, status_code=503)
 
 
+async def _llm_error(_request: Request, exc: LLMError) -> JSONResponse:
+    log.warning("LLM provider failed: %s", exc)
+    status = 503 if exc.transient else 502
+    return JSONResponse({"detail": f"LLM provider error: {exc}"}, status_code=status)
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return JSONResponse({"detail": "Internal server error", "request_id": request_id_var.get()}, status_code=500)
@@ -39,4 +46,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(MirixError, _mirix_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(EmbeddingError, _embedding_error)
+    app.add_exception_handler(LLMError, _llm_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -180,3 +180,43 @@ class SystemPromptUpdate(RequestModel):
 class StatusMessage(ResponseModel):
     status: Literal["success"] = "success"
     message: str
+
+
+class TemplateBlock(RequestModel):
+    label: Name
+    value: str = Field(default="", max_length=100_000)
+    limit: int = Field(default=5000, ge=1, le=100_000)
+
+
+class MetaAgentConfig(RequestModel):
+    model_config = {**RequestModel.model_config, "extra": "ignore"}
+    agents: list[str | dict[str, dict[str, list[TemplateBlock]] | None]] | None = None
+    system_prompts: dict[str, str] = Field(default_factory=dict)
+
+
+class MetaInitConfig(RequestModel):
+    model_config = {**RequestModel.model_config, "extra": "ignore"}
+    llm_config: LLMConfig
+    embedding_config: EmbeddingConfig | None = None
+    meta_agent_config: MetaAgentConfig = Field(default_factory=MetaAgentConfig)
+    system_prompts: dict[str, str] = Field(default_factory=dict)
+
+
+class MetaInitRequest(RequestModel):
+    config: MetaInitConfig
+    project: str | None = None
+    update_agents: bool = False
+
+
+class SendMessageRequest(RequestModel):
+    message: str = Field(min_length=1, max_length=100_000)
+    role: Literal["user", "system"] = "user"
+    user_id: IdStr | None = None
+    name: str | None = Field(default=None, max_length=255)
+    stream: bool = False
+    stream_steps: bool = False
+    stream_tokens: bool = False
+    filter_tags: dict[str, Any] | None = None
+    block_filter_tags: dict[str, Any] | None = None
+    block_filter_tags_update_mode: Literal["merge", "replace"] = "merge"
+    use_cache: bool = True

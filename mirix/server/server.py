@@ -8,14 +8,30 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy import text
 
+from mirix.agents.chat import ChatAgent
+from mirix.agents.pipeline import MemoryPipeline, PermanentJobError
+from mirix.agents.prompting import default_prompt, memory_agent_prompt
+from mirix.agents.topics import extract_topics
+from mirix.db.base import new_id
 from mirix.db.engine import create_engine, create_session_factory
 from mirix.db.migrate import upgrade
+from mirix.db.models import Agent, Job, Step
+from mirix.db.types import utcnow
 from mirix.embeddings.cache import CachedEmbedder, QueryEmbeddingCache
 from mirix.embeddings.factory import create_embedding_provider
-from mirix.errors import AuthenticationError
+from mirix.errors import AuthenticationError, UnprocessableError
+from mirix.llm.base import CallRecord, LLMClient, LLMError
+from mirix.llm.factory import LLMRegistry
+from mirix.llm.retry import RetryPolicy
+from mirix.queue import JobQueue, LocalJobQueue
+from mirix.schemas.config import LLMConfig
+from mirix.schemas.jobs import AddMemoryRequest
+from mirix.schemas.tags import check_stored_tags
 from mirix.search.vector_cache import VectorCache
 from mirix.services.actor import Actor
 from mirix.services.admins import AdminManager
@@ -23,15 +39,19 @@ from mirix.services.agents import AgentManager
 from mirix.services.blocks import BlockManager
 from mirix.services.bootstrap import bootstrap_if_empty, write_secret_file
 from mirix.services.clients import ClientManager, actor_for
+from mirix.services.jobs import JobManager, user_key
 from mirix.services.memory.manager import MemoryManager
 from mirix.services.memory.raw import RawMemoryService
 from mirix.services.memory.retrieval import Retriever
 from mirix.services.memory.search import MemorySearch
+from mirix.services.meta_agents import META, MetaAgentManager
 from mirix.services.organizations import OrganizationManager
 from mirix.services.security import looks_like_jwt
 from mirix.services.tools import ToolManager
 from mirix.services.users import UserManager
 from mirix.settings import Settings
+from mirix.tools.web_search import create_web_search
+from mirix.workers.jobs import JobRunner
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +86,27 @@ class AsyncServer:
         self.retriever = Retriever(
             self.memories, self.search, self.blocks, max_prompt_sensitivity=settings.prompt_max_sensitivity
         )
+        self.jobs = JobManager(self.sessions)
+        self.meta_agents = MetaAgentManager(self.sessions, self.agents)
+        self.llms = LLMRegistry(
+            recorder=self._record_llm_call,
+            retry=RetryPolicy(max_attempts=settings.llm_max_attempts, base_delay=settings.llm_retry_base_delay),
+            timeout=settings.llm_timeout_seconds,
+        )
+        self.pipeline = MemoryPipeline(
+            self.memories, self.search, self.blocks, self.sessions, max_steps=settings.agent_max_steps
+        )
+        self.job_runner = JobRunner(
+            self.sessions,
+            self.jobs,
+            self.pipeline,
+            self._llm_for_job,
+            max_attempts=settings.job_max_attempts,
+            backoff_seconds=settings.job_retry_backoff_seconds,
+        )
+        self.queue: JobQueue = LocalJobQueue(settings.workers)
+        self.chat = ChatAgent(self.sessions, self.retriever, self.search, create_web_search(settings.web_search))
+        self._workers_started = False
         #: The API key made by the first start on an empty database, if this start made one.
         self.bootstrap_key: str | None = None
 
@@ -78,8 +119,148 @@ class AsyncServer:
             server.bootstrap_key = await bootstrap_if_empty(server.sessions, server.clients, settings.api_key_file)
         return server
 
+    async def start_workers(self) -> None:
+        """Start taking memory jobs, beginning with those a previous run left unfinished."""
+        await self.queue.start(self.job_runner)
+        self._workers_started = True
+        for job in await self.jobs.resumable():
+            await self.queue.enqueue(job.id, user_key(job.organization_id, job.user_id))
+
+    async def stop_workers(self) -> None:
+        if self._workers_started:
+            await self.queue.stop()
+            self._workers_started = False
+
     async def close(self) -> None:
+        await self.stop_workers()
+        await self.llms.aclose_all()
+        if self.embedder is not None and self.settings.embedding_endpoint_type != "local":
+            # The local model is shared by every server in the process; remote clients are ours.
+            await self.embedder.aclose()
         await self.engine.dispose()
+
+    # --- the write path ----------------------------------------------------------------------------
+
+    async def add_memory(self, actor: Actor, request: AddMemoryRequest) -> Job:
+        """Validate an add, store its job and queue it. The job carries everything it needs."""
+        actor.require_write_scope()
+        meta = await self._meta_agent(actor, request.meta_agent_id)
+        if meta is None and self.settings.llm_model is None:
+            raise UnprocessableError(
+                "No LLM is configured for this client: call POST /agents/meta/initialize with an llm_config, "
+                "or start the server with MIRIX_LLM_MODEL"
+            )
+        payload = {
+            "messages": request.messages,
+            "filter_tags": check_stored_tags(request.filter_tags),
+            "block_filter_tags": check_stored_tags(request.block_filter_tags, "block_filter_tags"),
+            "block_filter_tags_update_mode": request.block_filter_tags_update_mode,
+            "memory_types": request.memory_types,
+        }
+        job = await self.jobs.create(
+            actor,
+            request.user_id or actor.default_user_id,
+            meta.id if meta else None,
+            payload,
+            occurred_at=request.occurred_at or utcnow(),
+        )
+        await self.queue.enqueue(job.id, user_key(job.organization_id, job.user_id))
+        return job
+
+    async def chat_setup(self, actor: Actor, agent: Agent) -> tuple[LLMClient, str]:
+        """The chat agent's model (its own configuration, else its client's meta agent's, else the
+        server default) and its system prompt."""
+        config = agent.llm_config
+        if not config:
+            meta = await self.meta_agents.find(actor)
+            config = meta.llm_config if meta is not None else None
+        try:
+            client = self.llms.get(config) if config else self.llms.get(self._default_llm_config())
+        except LLMError as exc:
+            raise UnprocessableError(f"The chat agent's LLM configuration is unusable: {exc}") from exc
+        return client, agent.system or default_prompt("chat_agent")
+
+    async def conversation_topics(self, actor: Actor, messages: list[dict[str, Any]]) -> tuple[str, str]:
+        """Topics and time of a conversation from the client's LLM, when one is configured and the
+        step is enabled; ("", "") otherwise (retrieval then uses the conversation's own words)."""
+        if not self.settings.retrieval_topic_llm:
+            return "", ""
+        meta = await self.meta_agents.find(actor)
+        config = meta.llm_config if meta is not None and meta.llm_config else None
+        if config is None and self.settings.llm_model is None:
+            return "", ""
+        try:
+            llm = self.llms.get(config or self._default_llm_config())
+        except LLMError:
+            return "", ""
+        return await extract_topics(llm, messages, {"organization_id": actor.organization_id, "agent": "retrieval"})
+
+    def _default_llm_config(self) -> LLMConfig:
+        s = self.settings
+        if s.llm_model is None:
+            raise UnprocessableError("No LLM is configured: give the agent an llm_config or set MIRIX_LLM_MODEL")
+        return LLMConfig(
+            model=s.llm_model,
+            model_endpoint_type=s.llm_endpoint_type,
+            model_endpoint=s.llm_endpoint,
+            context_window=s.llm_context_window,
+            api_key=s.llm_api_key.get_secret_value() if s.llm_api_key else None,
+        )
+
+    async def _meta_agent(self, actor: Actor, agent_id: str | None) -> Agent | None:
+        if agent_id is None:
+            return await self.meta_agents.find(actor)
+        return (await self.agents.get(actor, agent_id)).agent  # 404 unless it is the caller's
+
+    async def _llm_for_job(self, job: Job) -> tuple[LLMClient, Callable[[str], Awaitable[str]]]:
+        """The job's model (its meta agent's configuration, else the server default) and prompts."""
+        meta = None
+        if job.agent_id is not None:
+            async with self.sessions() as session:
+                meta = await session.get(Agent, job.agent_id)
+        if meta is not None and meta.llm_config:
+            config = LLMConfig.model_validate(meta.llm_config)
+        elif self.settings.llm_model is not None:
+            config = self._default_llm_config()
+        else:
+            raise PermanentJobError("no LLM configured for this job's client")
+        try:
+            client = self.llms.get(config)
+        except LLMError as exc:
+            raise PermanentJobError(str(exc)) from exc
+        overrides = await self.meta_agents.prompts_for(meta)
+
+        async def prompt(agent_name: str) -> str:
+            if agent_name in overrides:
+                text = overrides[agent_name]
+                return (
+                    memory_agent_prompt(text) if agent_name.endswith("_memory_agent") and agent_name != META else text
+                )
+            return default_prompt(agent_name)
+
+        return client, prompt
+
+    async def _record_llm_call(self, record: CallRecord) -> None:
+        """Every LLM call becomes a steps row (provider, model, latency, tokens, error)."""
+        metadata = record.metadata or {}
+        organization_id = metadata.get("organization_id")
+        if organization_id is None:
+            return
+        async with self.sessions.begin() as session:
+            session.add(
+                Step(
+                    id=new_id("step"),
+                    organization_id=organization_id,
+                    job_id=metadata.get("job_id"),
+                    agent_id=metadata.get("agent"),
+                    provider=record.provider,
+                    model=record.model,
+                    latency_ms=int(record.latency_ms),
+                    prompt_tokens=record.prompt_tokens,
+                    completion_tokens=record.completion_tokens,
+                    error=record.error,
+                )
+            )
 
     async def authenticate(
         self, *, api_key: str | None, bearer: str | None, client_id: str | None, org_id: str | None
@@ -119,8 +300,18 @@ def _embedder(settings: Settings) -> CachedEmbedder | None:
     """The embedding model all memories and queries use (created lazily: nothing loads here)."""
     if not settings.embeddings_enabled:
         return None
+    options: dict[str, Any] = {}
+    if settings.embedding_endpoint_type != "local":
+        options = {
+            "base_url": settings.embedding_endpoint,
+            "api_key": settings.embedding_api_key,
+            "api_version": settings.embedding_api_version,
+            "azure_deployment": settings.embedding_azure_deployment,
+            "timeout": settings.embedding_timeout_seconds,
+            "max_retries": settings.embedding_max_retries,
+        }
     provider = create_embedding_provider(
-        settings.embedding_endpoint_type, settings.embedding_model, settings.embedding_dim
+        settings.embedding_endpoint_type, settings.embedding_model, settings.embedding_dim, **options
     )
     return CachedEmbedder(provider, QueryEmbeddingCache(settings.query_embedding_cache_size))
 

@@ -5,7 +5,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from mirix.api.deps import CurrentActor, Server
-from mirix.schemas.agents import AgentCreate, AgentState, AgentUpdate, StatusMessage, SystemPromptUpdate, Tool
+from mirix.schemas.agents import (
+    AgentCreate,
+    AgentState,
+    AgentUpdate,
+    MetaInitRequest,
+    StatusMessage,
+    SystemPromptUpdate,
+    Tool,
+)
 from mirix.schemas.common import IdStr
 from mirix.services.agents import AgentView
 
@@ -54,6 +62,16 @@ async def list_agents(
 @router.post("", response_model=AgentState)
 async def create_agent(server: Server, actor: CurrentActor, body: AgentCreate):
     return agent_out(await server.agents.create(actor, body))
+
+
+@router.post(
+    "/meta/initialize",
+    response_model=AgentState | None,
+    summary="Create (or return) the client's meta memory agent and its memory agents from a MIRIX config",
+)
+async def initialize_meta_agent(server: Server, actor: CurrentActor, body: MetaInitRequest):
+    view = await server.meta_agents.initialize(actor, body.config, body.update_agents)
+    return agent_out(view) if view is not None else None
 
 
 @router.get("/{agent_id}", response_model=AgentState)

@@ -261,6 +261,7 @@ async def retrieve_conversation(server: Server, actor: CurrentActor, body: Retri
     user_id = body.user_id or actor.default_user_id
     tags, scope = split_scope(body.filter_tags)
     timezone = await server.users.timezone_of(actor, user_id)
+    topics, temporal_text = await server.conversation_topics(actor, body.messages)
     retrieval = await server.retriever.for_conversation(
         actor,
         user_id,
@@ -270,6 +271,8 @@ async def retrieve_conversation(server: Server, actor: CurrentActor, body: Retri
         tags,
         parse_date(body.start_date, "start_date"),
         parse_date(body.end_date, "end_date"),
+        topics=topics,
+        temporal_text=temporal_text,
     )
     return _retrieval_body(retrieval, topics=retrieval.topics, temporal_expression=retrieval.temporal_expression)
 

@@ -31,7 +31,8 @@ def snapshot(kind: MemoryKind, row: MemoryMixin) -> dict[str, Any]:
     return state
 
 
-def _normalise(vector: Sequence[float]) -> list[float]:
+def normalise(vector: Sequence[float]) -> list[float]:
+    """Unit length, so cosine similarity is a dot product (some providers return other lengths)."""
     norm = math.sqrt(sum(v * v for v in vector)) or 1.0
     return [v / norm for v in vector]
 
@@ -44,17 +45,30 @@ class MemoryManager(Manager):
 
     # --- embeddings ----------------------------------------------------------------------------
 
-    async def _vectors(self, kind: MemoryKind, items: Sequence[Any], fields: Sequence[str]) -> list[dict[str, list]]:
+    async def vectors(self, kind: MemoryKind, items: Sequence[Any], fields: Sequence[str]) -> list[dict[str, list]]:
         """Vectors for ``fields`` of every item, computed in one batched call."""
-        if self.embedder is None or not fields:
-            return [{} for _ in items]
-        wanted = [(i, f, kind.text_of(item, f)) for i, item in enumerate(items) for f in fields]
-        wanted = [(i, f, text) for i, f, text in wanted if text.strip()]
-        vectors = await self.embedder.embed([text for _, _, text in wanted]) if wanted else []
-        result: list[dict[str, list]] = [{} for _ in items]
-        for (i, field, _), vector in zip(wanted, vectors, strict=True):
-            result[i][field] = _normalise(vector)
-        return result
+        return (await self.vectors_many([(kind, items, fields)]))[0]
+
+    async def vectors_many(
+        self, requests: Sequence[tuple[MemoryKind, Sequence[Any], Sequence[str]]]
+    ) -> list[list[dict[str, list]]]:
+        """Like ``vectors`` for several types at once — still one request to the embedding model."""
+        results: list[list[dict[str, list]]] = [[{} for _ in items] for _, items, _ in requests]
+        if self.embedder is None:
+            return results
+        wanted = [
+            (r, i, field, text)
+            for r, (kind, items, fields) in enumerate(requests)
+            for i, item in enumerate(items)
+            for field in fields
+            if (text := kind.text_of(item, field)).strip()
+        ]
+        if not wanted:
+            return results
+        vectors = await self.embedder.embed([text for *_, text in wanted])
+        for (r, i, field, _), vector in zip(wanted, vectors, strict=True):
+            results[r][i][field] = normalise(vector)
+        return results
 
     def _embedding_rows(self, kind: MemoryKind, row: MemoryMixin, vectors: dict[str, list]) -> list[MemoryEmbedding]:
         return [
@@ -85,31 +99,46 @@ class MemoryManager(Manager):
     ) -> list[MemoryMixin]:
         """Insert items (field dicts, optionally with ``occurred_at``, ``filter_tags`` and ``id``)
         for one user in the caller's write scope."""
-        scope = actor.require_write_scope()
-        vectors = await self._vectors(kind, items, kind.embedded_fields)
-        rows: list[MemoryMixin] = []
+        actor.require_write_scope()
+        vectors = await self.vectors(kind, items, kind.embedded_fields)
         async with self._sessions.begin() as session:
             await UserManager.ensure(session, actor.organization_id, user_id)
-            for item in items:
-                tags = {**(filter_tags or {}), **(item.get("filter_tags") or {})}
-                tags.pop("scope", None)
-                row = kind.model(
-                    id=item.get("id") or new_id(kind.id_prefix),
-                    organization_id=actor.organization_id,
-                    user_id=user_id,
-                    client_id=actor.client_id,
-                    scope=scope,
-                    filter_tags=tags,
-                    occurred_at=item.get("occurred_at") or utcnow(),
-                    job_id=job_id,
-                    **{field: item[field] for field in kind.fields if field in item},
-                )
-                session.add(row)
-                rows.append(row)
-            await session.flush()
-            for row, item_vectors in zip(rows, vectors, strict=True):
-                session.add_all(self._embedding_rows(kind, row, item_vectors))
-                session.add(self._history(kind, row, "insert", None, snapshot(kind, row), job_id, actor))
+            return await self.stage_inserts(session, actor, kind, user_id, items, vectors, job_id, filter_tags)
+
+    async def stage_inserts(
+        self,
+        session: AsyncSession,
+        actor: Actor,
+        kind: MemoryKind,
+        user_id: str,
+        items: Sequence[dict[str, Any]],
+        vectors: Sequence[dict[str, list]],
+        job_id: str | None = None,
+        filter_tags: dict[str, Any] | None = None,
+    ) -> list[MemoryMixin]:
+        """Add rows, their vectors and history to ``session`` (the caller commits)."""
+        scope = actor.require_write_scope()
+        rows: list[MemoryMixin] = []
+        for item in items:
+            tags = {**(filter_tags or {}), **(item.get("filter_tags") or {})}
+            tags.pop("scope", None)
+            row = kind.model(
+                id=item.get("id") or new_id(kind.id_prefix),
+                organization_id=actor.organization_id,
+                user_id=user_id,
+                client_id=actor.client_id,
+                scope=scope,
+                filter_tags=tags,
+                occurred_at=item.get("occurred_at") or utcnow(),
+                job_id=job_id,
+                **{field: item[field] for field in kind.fields if field in item},
+            )
+            session.add(row)
+            rows.append(row)
+        await session.flush()
+        for row, item_vectors in zip(rows, vectors, strict=True):
+            session.add_all(self._embedding_rows(kind, row, item_vectors))
+            session.add(self._history(kind, row, "insert", None, snapshot(kind, row), job_id, actor))
         return rows
 
     async def update(
@@ -124,34 +153,69 @@ class MemoryManager(Manager):
         operation: str = "update",
     ) -> MemoryMixin:
         """Change fields of an item the caller may write; the old state goes to the history."""
-        changes = {field: value for field, value in changes.items() if value is not None}
         async with self._sessions() as session:
             current = await self._writable(session, actor, kind, memory_id, user_id)
-            merged = {field: changes.get(field, getattr(current, field)) for field in kind.fields}
-        changed_embedded = [f for f in kind.embedded_fields if f in changes and changes[f] != getattr(current, f)]
-        vectors = (await self._vectors(kind, [merged], changed_embedded))[0]
+        vectors = await self.update_vectors(kind, current, changes)
         async with self._sessions.begin() as session:
-            row = await self._writable(session, actor, kind, memory_id, user_id, lock=True)
-            before = snapshot(kind, row)
-            for field, value in changes.items():
-                if field in kind.fields or field in ("occurred_at", "filter_tags"):
-                    setattr(row, field, value)
-            row.updated_at = utcnow()
-            if changed_embedded:
-                await session.execute(
-                    delete(MemoryEmbedding).where(
-                        MemoryEmbedding.memory_id == row.id, MemoryEmbedding.field.in_(changed_embedded)
-                    )
-                )
-                session.add_all(self._embedding_rows(kind, row, vectors))
-            session.add(self._history(kind, row, operation, before, snapshot(kind, row), job_id, actor))
+            return await self.stage_update(
+                session, actor, kind, memory_id, changes, vectors, user_id=user_id, job_id=job_id, operation=operation
+            )
+
+    async def update_vectors(self, kind: MemoryKind, current: Any, changes: dict[str, Any]) -> dict[str, list]:
+        """Vectors for the embedded fields an update changes (none when the text stays the same)."""
+        merged = {
+            field: changes.get(field) if changes.get(field) is not None else kind.text_of(current, field)
+            for field in kind.fields
+        }
+        changed = [f for f in kind.embedded_fields if changes.get(f) is not None and changes[f] != getattr(current, f)]
+        return (await self.vectors(kind, [merged], changed))[0]
+
+    async def stage_update(
+        self,
+        session: AsyncSession,
+        actor: Actor,
+        kind: MemoryKind,
+        memory_id: str,
+        changes: dict[str, Any],
+        vectors: dict[str, list],
+        *,
+        user_id: str | None = None,
+        job_id: str | None = None,
+        operation: str = "update",
+    ) -> MemoryMixin:
+        changes = {field: value for field, value in changes.items() if value is not None}
+        row = await self._writable(session, actor, kind, memory_id, user_id, lock=True)
+        before = snapshot(kind, row)
+        for field, value in changes.items():
+            if field in kind.fields or field in ("occurred_at", "filter_tags"):
+                setattr(row, field, value)
+        row.updated_at = utcnow()
+        if vectors:
+            await session.execute(
+                delete(MemoryEmbedding).where(MemoryEmbedding.memory_id == row.id, MemoryEmbedding.field.in_(vectors))
+            )
+            session.add_all(self._embedding_rows(kind, row, vectors))
+        session.add(self._history(kind, row, operation, before, snapshot(kind, row), job_id, actor))
         return row
 
     async def delete(self, actor: Actor, kind: MemoryKind, memory_id: str, *, job_id: str | None = None) -> None:
         async with self._sessions.begin() as session:
-            row = await self._writable(session, actor, kind, memory_id, None, lock=True)
-            row.deleted_at = utcnow()
-            session.add(self._history(kind, row, "delete", snapshot(kind, row), None, job_id, actor))
+            await self.stage_delete(session, actor, kind, memory_id, job_id=job_id)
+
+    async def stage_delete(
+        self,
+        session: AsyncSession,
+        actor: Actor,
+        kind: MemoryKind,
+        memory_id: str,
+        *,
+        job_id: str | None = None,
+        operation: str = "delete",
+    ) -> None:
+        """Soft-delete: the row leaves every read but stays, with its history, for recovery."""
+        row = await self._writable(session, actor, kind, memory_id, None, lock=True)
+        row.deleted_at = utcnow()
+        session.add(self._history(kind, row, operation, snapshot(kind, row), None, job_id, actor))
 
     @staticmethod
     async def purge(

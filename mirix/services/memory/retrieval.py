@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mirix.errors import UnprocessableError
-from mirix.search.temporal import DateRange, find_temporal_expression
+from mirix.search.temporal import DateRange, find_temporal_expression, parse_temporal_expression
 from mirix.search.text import search_terms
 from mirix.services.actor import Actor
 from mirix.services.blocks import BlockManager
@@ -86,16 +86,26 @@ class Retriever:
         start: datetime | None,
         end: datetime | None,
         now: datetime | None = None,
+        topics: str = "",
+        temporal_text: str = "",
     ) -> Retrieval:
+        """Search with ``topics`` (from an LLM, when one ran) or else the conversation's own words; the
+        time range comes from explicit dates, else the LLM's temporal expression, else the text."""
         text = conversation_text(messages)[-QUERY_CHARS:]
         expression: DateRange | None = None
-        if start is None and end is None and text:
-            expression = find_temporal_expression(text, now=now or datetime.now(UTC), tz=timezone)
+        if start is None and end is None and (temporal_text or text):
+            now = now or datetime.now(UTC)
+            if temporal_text:
+                expression = parse_temporal_expression(temporal_text, now=now, tz=timezone)
+            if expression is None and text:
+                expression = find_temporal_expression(text, now=now, tz=timezone)
             if expression is not None:
                 start, end = expression.start, expression.end
-        keywords = " ".join(search_terms(text)) if text else ""
+        keywords = topics.replace(";", " ") if topics else (" ".join(search_terms(text)) if text else "")
         retrieval = await self.for_keywords(actor, user_id, keywords, limit, filter_tags, start, end)
-        retrieval.temporal_expression = expression.expression if expression else None
+        retrieval.temporal_expression = expression.expression if expression else (temporal_text or None)
+        if topics:
+            retrieval.topics = topics
         return retrieval
 
     async def for_keywords(

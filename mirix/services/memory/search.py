@@ -24,7 +24,7 @@ from mirix.search.text import search_terms
 from mirix.search.vector_cache import VectorCache, VectorKey
 from mirix.services.actor import Actor
 from mirix.services.memory.kinds import EPISODIC, MemoryKind
-from mirix.services.memory.manager import MemoryManager
+from mirix.services.memory.manager import MemoryManager, normalise
 
 Method = Literal["bm25", "embedding", "hybrid", "string_match", "fuzzy_match"]
 METHODS: tuple[str, ...] = ("bm25", "embedding", "hybrid", "string_match", "fuzzy_match")
@@ -100,7 +100,7 @@ class MemorySearch:
             return []
         query_vector = None
         if q.query.strip() and q.method in ("embedding", "hybrid") and self._memories.embedder is not None:
-            query_vector = await self._memories.embedder.embed_query(q.query)
+            query_vector = normalise(await self._memories.embedder.embed_query(q.query))
         results = await asyncio.gather(*(self._search_kind(actor, kind, q, query_vector) for kind in q.kinds))
         if q.method == "hybrid" and q.query.strip():
             # Fuse over all types at once: ranks within one type say nothing about another type.

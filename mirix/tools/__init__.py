@@ -1,0 +1,1 @@
+"""Tool definitions (JSON schemas) the agents are offered."""
