@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from mirix.schemas.jobs import AddMemoryRequest
 from mirix.server.server import AsyncServer
 from tests.fakes import FakeProvider, Fault, RecordedRequest, Reply
 from tests.support import Tenant, create_tenant
@@ -240,3 +241,52 @@ async def test_retrieval_asks_the_llm_for_topics_and_time(http, tenant, fake):
     fake.queue(Fault.status(400))  # a failing LLM step falls back to the conversation's own words
     result = (await http.post("/memory/retrieve/conversation", json=body, headers=tenant.headers)).json()
     assert result["success"] is True and result["topics"]
+
+
+async def test_malformed_tool_calls_fail_the_job_after_retries_without_writes(http, server, tenant, fake, workers):
+    await initialize(http, tenant, fake)
+    server.job_runner._backoff = 0.01
+
+    def responder(request: RecordedRequest) -> Reply:
+        if "semantic_memory_insert" in request.tools:
+            return Fault.malformed_tool_call("semantic_memory_insert", "items: <<Rex>> ??? }}")
+        return route_and_extract(request)
+
+    fake.responder = responder
+    job = await wait_job(http, tenant, await add(http, tenant, "I adopted Rex."), within=60)
+    assert job["status"] == "failed" and "semantic_memory_agent" in job["error"]
+    assert job["attempts"] == server.settings.job_max_attempts
+    found = await http.get("/memory/search", params={"user_id": "alice", "query": "Rex"}, headers=tenant.headers)
+    assert found.json()["results"] == [], "the episodic agent's good write was not committed either"
+
+
+async def test_a_malformed_call_the_model_corrects_is_fine(http, tenant, fake, workers):
+    await initialize(http, tenant, fake)
+    fake.queue(Fault.malformed_tool_call("episodic_memory_insert", "items: <<swim>> ??? }}"))
+    job = await wait_job(http, tenant, await add(http, tenant, "I swam.", memory_types=["episodic"]))
+    assert job["status"] == "succeeded" and job["llm_calls"] == 2
+    assert "could not be read" in json.dumps(fake.chat_requests[-1].body)
+
+
+async def test_provider_timeouts_fail_the_job_with_its_error(http, server, settings, tenant, fake):
+    slow = settings.model_copy(
+        update={
+            "llm_timeout_seconds": 0.3,
+            "llm_max_attempts": 2,
+            "job_max_attempts": 2,
+            "job_retry_backoff_seconds": 0.01,
+        }
+    )
+    await initialize(http, tenant, fake)
+    fake.responder = lambda request: Fault.timeout(seconds=2)
+    other = await AsyncServer.start(slow)
+    try:
+        await other.start_workers()
+        request = AddMemoryRequest(
+            user_id="alice", messages=[{"role": "user", "content": "I ate."}], memory_types=["episodic"]
+        )
+        job = await other.add_memory(tenant.actor, request)
+        finished = await other.jobs.wait(tenant.actor, job.id, 30)
+        assert finished.status == "failed" and "Timeout" in finished.error
+    finally:
+        await other.close()

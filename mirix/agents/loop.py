@@ -23,6 +23,8 @@ ToolHandler = Callable[[dict[str, Any]], Awaitable[str]]
 class AgentRun:
     completions: list[Completion] = field(default_factory=list)
     calls: list[tuple[str, bool, str]] = field(default_factory=list)  # (tool, ok, result)
+    #: Errors of tool calls that still failed when the step cap ended the run.
+    unresolved: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> list[str]:
@@ -59,12 +61,16 @@ async def run_agent(
         if not completion.tool_calls:
             break
         results: list[ToolResultMessage] = []
+        failed: list[str] = []
         another_turn = False
         for call in completion.tool_calls:
             ok, text = await _run_call(call, handlers)
             run.calls.append((call.name, ok, text))
             results.append(ToolResultMessage(call.id, text, name=call.name, is_error=not ok))
+            if not ok:
+                failed.append(f"{call.name}: {text}")
             another_turn = another_turn or not ok or call.name in READ_TOOLS
+        run.unresolved = failed
         if not another_turn:
             break
         conversation += [completion.as_message(), *results]

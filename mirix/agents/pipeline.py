@@ -21,7 +21,7 @@ from mirix.agents.toolbox import memory_agent_handlers
 from mirix.agents.workspace import Shown, Workspace
 from mirix.db.models import Block, Job, MemoryHistory
 from mirix.db.types import utcnow
-from mirix.llm.base import LLMClient
+from mirix.llm.base import LLMBadResponseError, LLMClient
 from mirix.llm.types import ImagePart, SystemMessage, TextPart, UserMessage
 from mirix.services.actor import Actor
 from mirix.services.jobs import usage_values
@@ -109,13 +109,15 @@ class MemoryPipeline:
                 for memory_type in routing.memory_types
             )
         )
-        failures = [
-            f"{t}: {'; '.join(r.failures)}"
+        unresolved = [
+            f"{t}_memory_agent: {r.unresolved[0]}"
             for t, r in zip(routing.memory_types, runs, strict=True)
-            if r.failures and not r.calls[-1][1]
+            if r.unresolved
         ]
-        if failures:
-            log.info("job %s: tool calls still failing after the step cap: %s", job.id, failures)
+        if unresolved:
+            # Nothing is committed: the job is tried again (models are not deterministic), and ends
+            # failed with this error if the calls keep failing.
+            raise LLMBadResponseError("tool calls kept failing: " + " | ".join(unresolved)[:1000], transient=True)
         return await self._commit(job, actor, workspace)
 
     async def _route(
