@@ -19,7 +19,6 @@ from mirix.agents.prompting import default_prompt, memory_agent_prompt
 from mirix.agents.topics import extract_topics
 from mirix.db.base import new_id
 from mirix.db.engine import create_engine, create_session_factory
-from mirix.db.migrate import upgrade
 from mirix.db.models import Agent, Job, Step
 from mirix.db.types import utcnow
 from mirix.embeddings.cache import CachedEmbedder, QueryEmbeddingCache
@@ -113,6 +112,8 @@ class AsyncServer:
     @classmethod
     async def start(cls, settings: Settings) -> AsyncServer:
         if settings.should_auto_migrate:
+            from mirix.db.migrate import upgrade  # Alembic is only needed when migrating
+
             await upgrade(settings.async_database_url)
         server = cls(settings)
         if settings.bootstrap:

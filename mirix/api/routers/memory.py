@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Depends, Query
 from pydantic import ValidationError
 
 from mirix.api.deps import CurrentActor, Server
@@ -25,7 +26,7 @@ from mirix.services.actor import Actor
 from mirix.services.memory.kinds import SEARCHABLE, MemoryKind, kind_named
 from mirix.services.memory.retrieval import Retrieval, core_section, parse_date
 from mirix.services.memory.search import METHODS, SearchQuery
-from mirix.services.memory.views import component_item, patch_item, search_item
+from mirix.services.memory.views import component_item, core_item, patch_item, search_item
 
 router = APIRouter(prefix="/memory", tags=["memory"])
 
@@ -73,174 +74,101 @@ def _field(search_field: str) -> str | None:
     return None if search_field in ("", "null", "None") else search_field
 
 
-async def _search(
-    server: Server,
-    actor: Actor,
-    *,
-    user_id: str | None,
-    query: str,
-    memory_type: str,
-    search_field: str,
-    search_method: str,
-    limit: int,
-    filter_tags: str | None,
-    similarity_threshold: float | None,
-    start_date: str | None,
-    end_date: str | None,
-) -> tuple[list, dict[str, Any] | None]:
-    kinds = memory_kinds(memory_type)
-    if search_method not in METHODS:
+@dataclass
+class SearchParams:
+    """The query parameters /memory/search and /memory/search_all_users share (MIRIX's names)."""
+
+    memory_type: str = "all"
+    search_field: str = "null"
+    search_method: Annotated[str, Query(description="bm25, embedding, hybrid (default), string_match, fuzzy_match")] = (
+        "hybrid"
+    )
+    limit: Limit = 10
+    filter_tags: Annotated[str | None, Query(description="JSON object, see the filter grammar")] = None
+    similarity_threshold: Annotated[float | None, Query(ge=0, le=2)] = None
+    start_date: str | None = None
+    end_date: str | None = None
+    include_core_memory: bool = False
+
+
+async def _search_body(
+    server: Server, actor: Actor, query: str, params: SearchParams, user_id: str | None, block_tags: Any = None
+) -> dict[str, Any]:
+    """Run the search and shape MIRIX's response; ``user_id=None`` searches the whole organization."""
+    kinds = memory_kinds(params.memory_type)
+    if params.search_method not in METHODS:
         raise UnprocessableError(f"search_method must be one of {', '.join(METHODS)}")
-    tags, scope = split_scope(parse_json_tags(filter_tags))
-    field = None if len(kinds) > 1 else _field(search_field)
+    tags, scope = split_scope(parse_json_tags(params.filter_tags))
     hits = await server.search.search(
         actor,
         SearchQuery(
             query=query,
             kinds=kinds,
-            method=search_method,
-            field=field,
-            limit=limit,
+            method=params.search_method,
+            field=None if len(kinds) > 1 else _field(params.search_field),
+            limit=params.limit,
             user_id=user_id,
             filter_tags=tags,
             scope=scope,
-            similarity_threshold=similarity_threshold,
-            start=parse_date(start_date, "start_date"),
-            end=parse_date(end_date, "end_date"),
+            similarity_threshold=params.similarity_threshold,
+            start=parse_date(params.start_date, "start_date"),
+            end=parse_date(params.end_date, "end_date"),
         ),
     )
-    return hits, tags
-
-
-def _date_range(start_date: str | None, end_date: str | None) -> dict[str, Any] | None:
-    if start_date is None and end_date is None:
-        return None
-    return {"start": start_date, "end": end_date}
+    results = [search_item(hit.kind, hit.row, hit.score, with_user=user_id is None) for hit in hits]
+    if params.include_core_memory:
+        blocks = await server.blocks.for_user(actor, user_id, limit=params.limit or 50, tags=block_tags)
+        results += [core_item(block) for block in blocks]
+    dates = None
+    if params.start_date is not None or params.end_date is not None:
+        dates = {"start": params.start_date, "end": params.end_date}
+    return {
+        "success": True,
+        "query": query,
+        "memory_type": params.memory_type,
+        "search_field": params.search_field,
+        "search_method": params.search_method,
+        "date_range": dates,
+        "results": results,
+        "count": len(results),
+        "filter_tags": tags,
+    }
 
 
 @router.get("/search", summary="Search one user's memories")
 async def search(
     server: Server,
     actor: CurrentActor,
+    params: Annotated[SearchParams, Depends()],
     user_id: IdStr | None = None,
     query: Annotated[str, Query(max_length=4000)] = "",
-    memory_type: str = "all",
-    search_field: str = "null",
-    search_method: Annotated[str, Query(description="bm25, embedding, hybrid (default), string_match, fuzzy_match")] = (
-        "hybrid"
-    ),
-    limit: Limit = 10,
-    filter_tags: Annotated[str | None, Query(description="JSON object, see the filter grammar")] = None,
-    similarity_threshold: Annotated[float | None, Query(ge=0, le=2)] = None,
-    start_date: str | None = None,
-    end_date: str | None = None,
-    include_core_memory: bool = False,
 ):
-    user_id = user_id or actor.default_user_id
-    hits, _ = await _search(
-        server,
-        actor,
-        user_id=user_id,
-        query=query,
-        memory_type=memory_type,
-        search_field=search_field,
-        search_method=search_method,
-        limit=limit,
-        filter_tags=filter_tags,
-        similarity_threshold=similarity_threshold,
-        start_date=start_date,
-        end_date=end_date,
-    )
-    results = [search_item(hit.kind, hit.row, hit.score) for hit in hits]
-    if include_core_memory:
-        blocks = await server.blocks.for_user(actor, user_id, limit=limit or 50)
-        results += [
-            {
-                "memory_type": "core",
-                "id": b.id,
-                "user_id": b.user_id,
-                "label": b.label,
-                "value": b.value,
-                "scope": b.scope,
-            }
-            for b in blocks
-        ]
-    return {
-        "success": True,
-        "query": query,
-        "memory_type": memory_type,
-        "search_field": search_field,
-        "search_method": search_method,
-        "date_range": _date_range(start_date, end_date),
-        "results": results,
-        "count": len(results),
-    }
+    body = await _search_body(server, actor, query, params, user_id or actor.default_user_id)
+    body.pop("filter_tags")
+    return body
 
 
 @router.get("/search_all_users", summary="Search the memories of every user of the organization")
 async def search_all_users(
     server: Server,
     actor: CurrentActor,
+    params: Annotated[SearchParams, Depends()],
     query: Annotated[str, Query(max_length=4000)],
-    memory_type: str = "all",
-    search_field: str = "null",
-    search_method: str = "hybrid",
-    limit: Limit = 10,
     client_id: str | None = None,
     org_id: str | None = None,
-    filter_tags: str | None = None,
-    include_core_memory: bool = False,
     block_filter_tags: str | None = None,
-    similarity_threshold: Annotated[float | None, Query(ge=0, le=2)] = None,
-    start_date: str | None = None,
-    end_date: str | None = None,
 ):
     # MIRIX let these parameters pick another client or organization to search; here they can
     # only name the caller's own.
     if client_id not in (None, actor.client_id) or org_id not in (None, actor.organization_id):
         raise NotFoundError("Client or organization not found")
-    hits, tags = await _search(
-        server,
-        actor,
-        user_id=None,
-        query=query,
-        memory_type=memory_type,
-        search_field=search_field,
-        search_method=search_method,
-        limit=limit,
-        filter_tags=filter_tags,
-        similarity_threshold=similarity_threshold,
-        start_date=start_date,
-        end_date=end_date,
-    )
-    results = [search_item(hit.kind, hit.row, hit.score, with_user=True) for hit in hits]
-    if include_core_memory:
-        block_tags = validate_filter_tags(parse_json_tags(block_filter_tags, "block_filter_tags"))
-        blocks = await server.blocks.for_user(actor, None, limit=limit or 50, tags=block_tags)
-        results += [
-            {
-                "memory_type": "core",
-                "id": b.id,
-                "user_id": b.user_id,
-                "label": b.label,
-                "value": b.value,
-                "scope": b.scope,
-            }
-            for b in blocks
-        ]
+    block_tags = validate_filter_tags(parse_json_tags(block_filter_tags, "block_filter_tags"))
+    body = await _search_body(server, actor, query, params, None, block_tags)
     return {
-        "success": True,
-        "query": query,
-        "memory_type": memory_type,
-        "search_field": search_field,
-        "search_method": search_method,
-        "date_range": _date_range(start_date, end_date),
-        "results": results,
-        "count": len(results),
+        **body,
         "client_id": actor.client_id,
         "organization_id": actor.organization_id,
         "read_scopes": list(actor.read_scopes),
-        "filter_tags": tags,
     }
 
 

@@ -75,3 +75,15 @@ def retrieval_item(kind: MemoryKind, row: MemoryMixin) -> dict[str, Any]:
 
 def patch_item(kind: MemoryKind, row: MemoryMixin) -> dict[str, Any]:
     return {"id": row.id, **{field: getattr(row, field) for field in kind.fields if field != "secret_value"}}
+
+
+def core_item(block: Any) -> dict[str, Any]:
+    """A core block among search results."""
+    return {
+        "memory_type": "core",
+        "id": block.id,
+        "user_id": block.user_id,
+        "label": block.label,
+        "value": block.value,
+        "scope": block.scope,
+    }
