@@ -29,7 +29,6 @@ import re
 import secrets
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +47,7 @@ CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 KS = (5, 10)
 IMPORT_BATCH = 5000  # the server's per-request maximum
 CONCURRENCY = 8
+STARTUP_SECONDS = 120
 _EVIDENCE = re.compile(r"D:?(\d+):(\d+)")
 _SESSION = re.compile(r"session_(\d+)")
 
@@ -60,8 +60,11 @@ class Question:
     evidence: frozenset[str]
 
 
-def load(path: Path, limit: int | None) -> tuple[list[dict[str, Any]], list[Question]]:
-    """Import items (one per dialogue turn) and the answerable questions of categories 1-4."""
+def load(path: Path, limit: int | None, speaker_in_text: bool = False) -> tuple[list[dict[str, Any]], list[Question]]:
+    """Import items (one per dialogue turn) and the answerable questions of categories 1-4.
+
+    ``speaker_in_text`` writes "Speaker: " before summary and details (the speaker is otherwise
+    only in ``actor``, which BM25 indexes but no embedding covers)."""
     samples = json.loads(path.read_text())[:limit]
     items: list[dict[str, Any]] = []
     questions: list[Question] = []
@@ -71,7 +74,8 @@ def load(path: Path, limit: int | None) -> tuple[list[dict[str, Any]], list[Ques
         for key in sorted((k for k in conversation if _SESSION.fullmatch(k)), key=lambda k: int(k.split("_")[1])):
             when = datetime.strptime(conversation[f"{key}_date_time"], "%I:%M %p on %d %B, %Y").replace(tzinfo=UTC)
             for turn in conversation[key]:
-                details = turn["text"] + (f" (shared a photo: {turn['blip_caption']})" if turn.get("blip_caption") else "")
+                text = f"{turn['speaker']}: {turn['text']}" if speaker_in_text else turn["text"]
+                details = text + (f" (shared a photo: {turn['blip_caption']})" if turn.get("blip_caption") else "")
                 turns.add(turn["dia_id"])
                 items.append(
                     {
@@ -80,7 +84,7 @@ def load(path: Path, limit: int | None) -> tuple[list[dict[str, Any]], list[Ques
                         "occurred_at": when.isoformat(),
                         "actor": turn["speaker"],
                         "event_type": "dialogue",
-                        "summary": turn["text"][:200],
+                        "summary": text[:200],
                         "details": details,
                         "filter_tags": {"dia_id": turn["dia_id"]},
                     }
@@ -125,27 +129,34 @@ async def running_server(pg_uri: str | None, extra_env: dict[str, str]) -> Async
     with tempfile.TemporaryDirectory(prefix="mirix-bench-") as tmp:
         env = {k: v for k, v in os.environ.items() if k not in ("MIRIX_PG_URI", "MIRIX_DATABASE_URL")}
         env.update(extra_env, MIRIX_DATA_DIR=tmp)
+        # cwd=tmp for every command: a stray .env in the caller's directory must not pick the database.
+        mirix = (sys.executable, "-m", "mirix.cli")
         async with fresh_database(pg_uri) if pg_uri else _nothing() as db_uri:
             if db_uri:
                 env["MIRIX_PG_URI"] = db_uri
-                # cwd=tmp everywhere: a stray .env in the caller's directory must not pick the database.
-                subprocess.run([sys.executable, "-m", "mirix.cli", "migrate"], env=env, cwd=tmp, check=True)
+                migrate = await asyncio.create_subprocess_exec(*mirix, "migrate", env=env, cwd=tmp)
+                if await migrate.wait() != 0:
+                    raise RuntimeError("mirix migrate failed")
             port = free_port()
             log_path = Path(tmp) / "server.log"
             with log_path.open("w") as log:
-                command = [sys.executable, "-m", "mirix.cli", "serve", "--port", str(port), "--data-dir", tmp]
-                process = subprocess.Popen(command, env=env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
+                process = await asyncio.create_subprocess_exec(
+                    *mirix, "serve", "--port", str(port), "--data-dir", tmp,
+                    env=env, cwd=tmp, stdout=log, stderr=asyncio.subprocess.STDOUT,
+                )  # fmt: skip
             base = f"http://127.0.0.1:{port}"
             try:
-                await _wait_healthy(base, process, log_path)
-                yield base, (Path(tmp) / "api_key").read_text().strip()
+                if not await _healthy(base, process):
+                    raise RuntimeError(f"server did not come up:\n{_read(log_path)[-3000:]}")
+                yield base, _read(Path(tmp) / "api_key").strip()
             finally:
-                process.send_signal(signal.SIGINT)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                if process.returncode is None:
+                    process.send_signal(signal.SIGINT)
+                    try:
+                        await asyncio.wait_for(process.wait(), 30)
+                    except TimeoutError:
+                        process.kill()
+                        await process.wait()
 
 
 @asynccontextmanager
@@ -153,19 +164,21 @@ async def _nothing() -> AsyncIterator[None]:
     yield None
 
 
-async def _wait_healthy(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 120
+def _read(path: Path) -> str:
+    return path.read_text()
+
+
+async def _healthy(base: str, process: asyncio.subprocess.Process) -> bool:
+    deadline = time.monotonic() + STARTUP_SECONDS
     async with httpx.AsyncClient(base_url=base, timeout=5) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+        while time.monotonic() < deadline and process.returncode is None:
             try:
                 if (await client.get("/health")).status_code == 200:
-                    return
+                    return True
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.3)
-    raise RuntimeError(f"server not healthy after 120 s:\n{log_path.read_text()[-3000:]}")
+    return False
 
 
 async def import_items(client: httpx.AsyncClient, items: list[dict[str, Any]]) -> dict[str, str]:
@@ -210,6 +223,7 @@ async def run_method(
             name: {"n": len(rows), **{f"recall@{k}": sum(r[k] for r in rows) / len(rows) for k in KS}}
             for name, rows in groups.items()
         },
+        "results_mean": sum(len(found) for found, _ in answers) / len(answers),
         "latency_ms_mean": 1000 * sum(latencies) / len(latencies),
         "latency_ms_p95": 1000 * latencies[int(0.95 * (len(latencies) - 1))],
         "wall_seconds": wall,
@@ -219,7 +233,8 @@ async def run_method(
 def print_table(result: dict[str, Any]) -> None:
     columns = [*(str(c) for c in CATEGORIES), "overall"]
     labels = [*(f"{c} {name}" for c, name in CATEGORIES.items()), "overall 1-4"]
-    header = f"{'method':<10}" + "".join(f"{label:>17}" for label in labels) + f"{'ms/search':>11}{'p95 ms':>9}"
+    header = f"{'method':<10}" + "".join(f"{label:>17}" for label in labels)
+    header += f"{'hits':>6}{'ms/search':>11}{'p95 ms':>9}"
     print(f"\nrecall@5 / recall@10  ({result['config']['backend']}, search_field={result['config']['field']})")
     print(header)
     for method, row in result["methods"].items():
@@ -228,7 +243,8 @@ def print_table(result: dict[str, Any]) -> None:
             f"{recall[c]['recall@5']:>11.3f}/{recall[c]['recall@10']:.3f}" if c in recall else f"{'-':>17}"
             for c in columns
         )
-        print(f"{method:<10}{cells}{row['latency_ms_mean']:>11.1f}{row['latency_ms_p95']:>9.1f}")
+        timing = f"{row['results_mean']:>6.1f}{row['latency_ms_mean']:>11.1f}{row['latency_ms_p95']:>9.1f}"
+        print(f"{method:<10}{cells}{timing}")
     some = next(iter(result["methods"].values()))["recall"]
     print(f"{'questions':<10}" + "".join(f"{some.get(c, {}).get('n', 0):>17}" for c in columns))
     imported = result["import"]
@@ -236,7 +252,7 @@ def print_table(result: dict[str, Any]) -> None:
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    items, questions = load(args.data, args.limit_conversations)
+    items, questions = load(args.data, args.limit_conversations, args.speaker_in_text)
     extra_env = dict(pair.split("=", 1) for pair in args.env)
     async with running_server(args.pg_uri, extra_env) as (base, key):
         async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, timeout=120) as client:
@@ -251,6 +267,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "field": args.field,
             "env": extra_env,
             "limit_conversations": args.limit_conversations,
+            "speaker_in_text": args.speaker_in_text,
             "concurrency": CONCURRENCY,
         },
         "import": {"items": len(items), "users": len({i["user_id"] for i in items}), "seconds": import_seconds},
@@ -262,9 +279,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="LoCoMo JSON file")
     parser.add_argument("--pg-uri", help="PostgreSQL server URI; a fresh database is created and dropped on it")
-    parser.add_argument("--methods", default="bm25,embedding,hybrid", type=lambda s: [m for m in s.split(",") if m])
+    parser.add_argument(
+        "--methods", default="bm25,embedding,hybrid", type=lambda s: [m for m in s.split(",") if m], help="comma list"
+    )
     parser.add_argument("--limit-conversations", type=int, default=None, metavar="N")
     parser.add_argument("--field", choices=("details", "summary", "null"), default="null", help="search_field")
+    parser.add_argument("--speaker-in-text", action="store_true", help='write "Speaker: " before each turn\'s text')
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="server setting (repeatable)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)

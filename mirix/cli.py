@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -57,6 +58,9 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     """Run the API server."""
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = _settings(data_dir, **overrides)
+    # SIGTERM (docker stop, systemd, Kubernetes) ends like Ctrl+C: uvicorn shuts down gracefully and
+    # re-raises the signal afterwards; handled this way, that ends in a clean exit 0, not death by signal.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         asyncio.run(_serve(settings))
     except KeyboardInterrupt:

@@ -35,3 +35,19 @@ class ConflictError(MirixError):
 
 class UnprocessableError(MirixError):
     status_code = 422
+
+
+class RateLimitError(MirixError):
+    """Too many requests: the response carries ``Retry-After`` (whole seconds)."""
+
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailableError(MirixError):
+    """A service the request needs (the job queue's broker, ...) cannot be reached; try again later."""
+
+    status_code = 503

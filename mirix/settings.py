@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     )
     hybrid_text_weight: float = Field(default=1.0, ge=0, description="Weight of BM25 ranks in hybrid search.")
     hybrid_vector_weight: float = Field(default=1.0, ge=0, description="Weight of embedding ranks in hybrid search.")
+    hybrid_rrf_k: float = Field(
+        default=5.0, ge=0, description="Reciprocal-rank-fusion constant: smaller trusts the top ranks more."
+    )
     retrieval_topic_llm: bool = Field(
         default=True,
         description="retrieve/conversation asks the client's LLM (when one is configured) for topics and time.",
@@ -113,12 +116,80 @@ class Settings(BaseSettings):
     job_retry_backoff_seconds: float = Field(default=2.0, ge=0)
     add_sync_timeout_seconds: float = Field(default=300.0, gt=0)
 
+    queue: str = Field(
+        default="memory",
+        pattern="^(memory|kafka)$",
+        description="Job queue: 'memory' (in-process) or 'kafka' (shared by replicas; needs the kafka extra).",
+    )
+    replica_id: str | None = Field(
+        default=None,
+        description="Name of this process in job leases; default: host, pid and a random suffix. A stable id "
+        "(e.g. the pod name) lets a restarted replica resume its own jobs without waiting for their leases.",
+    )
+    job_lease_seconds: float = Field(
+        default=60.0, gt=0, description="How long a running job belongs to its replica without a renewal."
+    )
+    job_lease_renew_seconds: float = Field(
+        default=15.0, gt=0, description="How often a replica renews the leases of the jobs it runs."
+    )
+    kafka_bootstrap_servers: str = Field(default="localhost:9092", description="Comma-separated host:port list.")
+    kafka_topic: str = "mirix-jobs"
+    kafka_group_id: str = "mirix-workers"
+    kafka_partitions: int = Field(
+        default=32, ge=1, description="Partitions of the topic when this server creates it (users spread over them)."
+    )
+    kafka_replication_factor: int = Field(default=1, ge=1, description="Replication of the topic when created.")
+    kafka_security_protocol: str = Field(default="PLAINTEXT", pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$")
+    kafka_sasl_mechanism: str | None = Field(
+        default=None, pattern="^(PLAIN|SCRAM-SHA-256|SCRAM-SHA-512)$", description="With SASL_* protocols."
+    )
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = Field(default=None, description="CA bundle to verify the brokers (SSL/SASL_SSL).")
+    kafka_ssl_certfile: str | None = Field(default=None, description="Client certificate for mutual TLS.")
+    kafka_ssl_keyfile: str | None = None
+    kafka_ssl_password: SecretStr | None = Field(default=None, description="Password of the client key file.")
+    kafka_idempotent_producer: bool = Field(
+        default=False, description="enable.idempotence on the producer (real Kafka; some compatible brokers lack it)."
+    )
+    kafka_session_timeout_ms: int = Field(
+        default=10000, ge=1000, description="A consumer silent this long is dropped and its partitions reassigned."
+    )
+    kafka_heartbeat_interval_ms: int = Field(default=3000, ge=100)
+
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://host:6379/0 shares the cache and rate limits between replicas; unset: in-process.",
+    )
+    redis_prefix: str = Field(default="mirix:", description="Prefix of every Redis key this server writes.")
+    redis_timeout_seconds: float = Field(
+        default=0.25, gt=0, description="Connect and socket timeout of Redis calls; a slow Redis counts as down."
+    )
+    cache_ttl_seconds: float = Field(default=300.0, ge=0, description="Redis: users and core blocks (0 = off).")
+    cache_auth_ttl_seconds: float = Field(default=60.0, ge=0, description="Redis: API-key lookups (0 = off).")
+    cache_local_ttl_seconds: float = Field(
+        default=30.0, ge=0, description="Without Redis: users and core blocks, in-process (0 = off)."
+    )
+    cache_local_auth_ttl_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="Without Redis: API-key lookups, in-process. Off by default: other processes (another "
+        "replica, `mirix keys revoke`) cannot invalidate it, so a revoked key would work until this expires.",
+    )
+    rate_limit_per_second: float = Field(default=0.0, ge=0, description="Requests per second per client (0 = off).")
+    rate_limit_burst: int = Field(default=0, ge=0, description="Bucket size; 0 = one second's worth (at least 1).")
+
     web_search: str | None = Field(
         default=None, description="Web search tool of the chat agent: 'duckduckgo' (needs the web extra) or unset."
     )
 
     log_level: str = "INFO"
     log_json: bool = False
+    otel_enabled: bool = Field(
+        default=False,
+        description="OpenTelemetry traces of requests, httpx calls and LLM calls (needs the otel extra); "
+        "the exporter is configured by the standard OTEL_* variables.",
+    )
 
     @field_validator("data_dir")
     @classmethod

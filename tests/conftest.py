@@ -135,3 +135,15 @@ async def admin_headers(server: AsyncServer, tenant: Tenant) -> dict[str, str]:
     await server.admins.create(tenant.org_id, "Ada Admin", "ada@acme.test", "correct horse battery")
     _, _, token = await server.admins.login("ada@acme.test", "correct horse battery")
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def kafka_bootstrap() -> str:
+    """The Kafka-compatible broker ``scripts/test.sh`` starts (never skipped: a missing broker fails)."""
+    bootstrap = os.environ.get("MIRIX_TEST_KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        pytest.fail(
+            "MIRIX_TEST_KAFKA_BOOTSTRAP is not set: scripts/test.sh starts a broker (see _start_kafka in "
+            "scripts/services.sh to start one by hand)"
+        )
+    return bootstrap

@@ -195,7 +195,8 @@ async def test_queued_and_interrupted_jobs_resume_after_restart(http, server, se
     interrupted = await add(http, tenant, "I painted the fence.", memory_types=["episodic"])
     await server.jobs.claim(interrupted)  # as if a worker had started it when the process died
     await server.close()
-    restarted = await AsyncServer.start(settings)
+    # Its lease is still live; the same replica id (SQLite: any restart) knows the job is orphaned.
+    restarted = await AsyncServer.start(settings.model_copy(update={"replica_id": server.jobs.replica_id}))
     try:
         await restarted.start_workers()
         for job_id in (queued, interrupted):

@@ -38,6 +38,7 @@ async def test_cache_sees_writes_from_another_server(http, server, tenant, setti
     assert server.vector_cache.loads > loads
 
 
+@pytest.mark.sqlite_only
 async def test_cache_evicts_least_recently_used(server, tenant):
 
     cache = VectorCache(max_bytes=384 * 4 + 100)  # room for one 384-dimensional vector

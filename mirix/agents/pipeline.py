@@ -24,7 +24,7 @@ from mirix.db.types import utcnow
 from mirix.llm.base import LLMBadResponseError, LLMClient
 from mirix.llm.types import ImagePart, SystemMessage, TextPart, UserMessage
 from mirix.services.actor import Actor
-from mirix.services.jobs import usage_values
+from mirix.services.jobs import LeaseLostError, held_by, usage_values
 from mirix.services.memory.kinds import SEARCHABLE, kind_named
 from mirix.services.memory.manager import MemoryManager
 from mirix.services.memory.retrieval import conversation_text
@@ -288,18 +288,25 @@ class MemoryPipeline:
                 )
                 block.value, block.last_updated_by_id = value, actor.client_id
                 written.append(block.id)
-            await session.execute(
+            # Only while this replica still holds the job: one that lost its lease (stalled past it
+            # while another replica took the job over) rolls all of the above back instead.
+            finished = await session.execute(
                 update(Job)
-                .where(Job.id == job.id)
+                .where(*held_by(job.id, job.locked_by))
                 .values(
                     status="succeeded",
                     written_ids=written,
                     finished_at=utcnow(),
                     updated_at=utcnow(),
+                    locked_until=None,
                     error=None,
                     **usage_values(job.id),
                 )
             )
+            if finished.rowcount != 1:
+                raise LeaseLostError(f"job {job.id} was taken over by another replica; nothing committed")
+        if workspace.block_values:
+            await self._blocks.forget(job.organization_id, job.user_id)
         return written
 
 

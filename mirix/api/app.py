@@ -20,16 +20,20 @@ from mirix.api.routers import (
     health,
     memory,
     memory_write,
+    metrics,
     organizations,
     raw_memory,
     tools,
     users,
 )
+from mirix.observability import MetricsMiddleware
+from mirix.observability.tracing import setup_tracing
 from mirix.server.server import AsyncServer
 from mirix.settings import Settings
 
 ROUTERS = (
     health,
+    metrics,
     organizations,
     clients,
     users,
@@ -81,7 +85,9 @@ def create_app(
     if server is not None:
         app.state.server = server
     install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     for module in ROUTERS:
         app.include_router(module.router)
+    setup_tracing(app, settings)  # a no-op unless MIRIX_OTEL_ENABLED
     return app

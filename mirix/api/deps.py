@@ -29,12 +29,14 @@ async def get_actor(
     x_client_id: Annotated[str | None, Header(include_in_schema=False)] = None,
     x_org_id: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Actor:
-    return await server.authenticate(
+    actor = await server.authenticate(
         api_key=api_key,
         bearer=bearer.credentials if bearer else None,
         client_id=x_client_id,
         org_id=x_org_id,
     )
+    await server.check_rate_limit(actor)  # every authenticated request; /health and /metrics take no actor
+    return actor
 
 
 CurrentActor = Annotated[Actor, Depends(get_actor)]

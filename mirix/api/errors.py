@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from mirix.embeddings.base import EmbeddingError
-from mirix.errors import AuthenticationError, MirixError
+from mirix.errors import AuthenticationError, MirixError, RateLimitError
 from mirix.llm.errors import LLMError
 from mirix.logs import request_id_var
 
@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 async def _mirix_error(_request: Request, exc: MirixError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
+    if isinstance(exc, RateLimitError):
+        headers = {"Retry-After": str(exc.retry_after)}
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
 

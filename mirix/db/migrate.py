@@ -7,11 +7,14 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from mirix.db.engine import create_migration_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+#: PostgreSQL advisory lock key held while migrating, so replicas started together migrate one at a time.
+MIGRATION_LOCK_KEY = 0x6D6972697801
 
 #: Search structures that live only in the migrations (one dialect each), not in the ORM models:
 #: SQLite FTS5 tables (and their shadow tables), PostgreSQL tsvector columns and ``pgx_`` indexes.
@@ -42,6 +45,9 @@ async def upgrade(url: str, revision: str = "head") -> None:
     config = alembic_config(url)
 
     def _upgrade(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            # Held until this transaction ends; the next replica then finds the schema at head.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

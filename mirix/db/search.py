@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Select, bindparam, cast, func, literal_column, select
+from sqlalchemy import ColumnElement, Float, Select, bindparam, cast, func, literal_column, select, text
 from sqlalchemy.sql import column, table
 
 from mirix.db.models.memory import MemoryEmbedding
@@ -89,6 +89,12 @@ class PostgresSearch:
         score = func.ts_rank(literal_column(f"'{{{weights}}}'::float4[]"), tsv, tsquery, 1).label("score")
         query = select(model, score).where(tsv.op("@@")(tsquery))
         return query, score
+
+    async def prepare_vector_search(self, session: Any, limit: int) -> None:
+        """Let the HNSW index keep scanning until the WHERE clause (one user, one field, ...) has let
+        ``limit`` rows through; by default it stops after ef_search candidates and returns fewer."""
+        await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+        await session.execute(text(f"SET LOCAL hnsw.ef_search = {max(40, min(int(limit) * 2, 1000))}"))
 
     def vector_distance(self, dim: int, vector: list[float]) -> ColumnElement[float]:
         """Cosine distance written exactly like the partial HNSW index expression, so it is used."""

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+from array import array
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from mirix.embeddings.base import EmbeddingError, EmbeddingProvider
+
+if TYPE_CHECKING:
+    from mirix.cache import Cache
 
 CacheKey = tuple[str, str, str]
 
@@ -53,9 +60,13 @@ class CachedEmbedder:
     """A provider plus a query cache. Documents bypass the cache: each is embedded once when
     stored, so caching them would only evict the queries that do repeat."""
 
-    def __init__(self, provider: EmbeddingProvider, cache: QueryEmbeddingCache | None = None) -> None:
+    def __init__(
+        self, provider: EmbeddingProvider, cache: QueryEmbeddingCache | None = None, shared: Cache | None = None
+    ) -> None:
         self.provider = provider
         self.cache = cache if cache is not None else QueryEmbeddingCache()
+        #: A second level that replicas share (Redis), consulted after this process's LRU misses.
+        self.shared = shared
 
     @property
     def model(self) -> str:
@@ -70,10 +81,20 @@ class CachedEmbedder:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
+        shared_key = None
+        if self.shared is not None and self.shared.enabled("embedding"):
+            shared_key = f"{key[0]}:{key[1]}:{hashlib.sha256(text.encode()).hexdigest()}"
+            packed = await self.shared.get("embedding", shared_key)
+            if packed is not None:
+                vector = array("d", base64.b64decode(packed)).tolist()  # float64: exactly what was stored
+                self.cache.put(key, vector)
+                return vector
         vectors = await self.provider.embed([text])
         if len(vectors) != 1:
             raise EmbeddingError(f"{self.provider.provider} returned {len(vectors)} vectors for one text")
         self.cache.put(key, vectors[0])
+        if shared_key is not None:
+            await self.shared.add("embedding", shared_key, base64.b64encode(array("d", vectors[0]).tobytes()).decode())
         return vectors[0]
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:

@@ -7,8 +7,10 @@ stopped by the app's lifespan (or by the CLI for operator commands).
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from sqlalchemy import text
@@ -17,17 +19,22 @@ from mirix.agents.chat import ChatAgent
 from mirix.agents.pipeline import MemoryPipeline, PermanentJobError
 from mirix.agents.prompting import default_prompt, memory_agent_prompt
 from mirix.agents.topics import extract_topics
+from mirix.cache import RateLimiter, create_cache
 from mirix.db.base import new_id
 from mirix.db.engine import create_engine, create_session_factory
 from mirix.db.models import Agent, Job, Step
 from mirix.db.types import utcnow
 from mirix.embeddings.cache import CachedEmbedder, QueryEmbeddingCache
 from mirix.embeddings.factory import create_embedding_provider
-from mirix.errors import AuthenticationError, UnprocessableError
+from mirix.errors import AuthenticationError, RateLimitError, UnprocessableError
 from mirix.llm.base import CallRecord, LLMClient, LLMError
 from mirix.llm.factory import LLMRegistry
 from mirix.llm.retry import RetryPolicy
-from mirix.queue import JobQueue, LocalJobQueue
+from mirix.logs import request_id_var
+from mirix.observability import Metrics
+from mirix.observability.embeddings import MeasuredEmbeddingProvider
+from mirix.observability.tracing import record_llm_span
+from mirix.queue import JobQueue, QueueUnavailableError, create_queue
 from mirix.schemas.config import LLMConfig
 from mirix.schemas.jobs import AddMemoryRequest
 from mirix.schemas.tags import check_stored_tags
@@ -51,6 +58,7 @@ from mirix.services.users import UserManager
 from mirix.settings import Settings
 from mirix.tools.web_search import create_web_search
 from mirix.workers.jobs import JobRunner
+from mirix.workers.lease import default_replica_id
 
 log = logging.getLogger(__name__)
 
@@ -58,19 +66,32 @@ log = logging.getLogger(__name__)
 class AsyncServer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.metrics = Metrics()
         self.engine = create_engine(settings)
         self.sessions = create_session_factory(self.engine)
+        self.cache = create_cache(settings)
+        for namespace in self.cache.ttls:  # mirix_cache_requests_total{cache="auth"|"user"|"blocks"|"embedding"}
+            self.metrics.cache_requests.watch(namespace, partial(self.cache.counts, namespace))
+        self.rate_limiter = (
+            RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst, self.cache.redis)
+            if settings.rate_limit_per_second > 0
+            else None
+        )
         self.organizations = OrganizationManager(self.sessions)
-        self.clients = ClientManager(self.sessions, touch_interval_seconds=settings.api_key_touch_interval_seconds)
-        self.users = UserManager(self.sessions)
+        self.clients = ClientManager(
+            self.sessions, touch_interval_seconds=settings.api_key_touch_interval_seconds, cache=self.cache
+        )
+        self.users = UserManager(self.sessions, self.cache)
         self.tools = ToolManager(self.sessions)
         self.agents = AgentManager(self.sessions, self.tools)
-        self.blocks = BlockManager(self.sessions, self.engine.dialect.name)
+        self.blocks = BlockManager(self.sessions, self.engine.dialect.name, self.cache)
         self.admins = AdminManager(
             self.sessions, secret=_jwt_secret(settings), token_hours=settings.jwt_expiration_hours
         )
         dialect = self.engine.dialect.name
-        self.embedder = _embedder(settings)
+        self.embedder = _embedder(settings, self.metrics)
+        if self.embedder is not None:
+            self.embedder.shared = self.cache  # a Redis second level for query embeddings; unused in-process
         self.vector_cache = VectorCache(settings.vector_cache_mb * 1024 * 1024)
         self.memories = MemoryManager(self.sessions, self.embedder)
         self.search = MemorySearch(
@@ -80,12 +101,18 @@ class AsyncServer:
             self.vector_cache,
             text_weight=settings.hybrid_text_weight,
             vector_weight=settings.hybrid_vector_weight,
+            rrf_k=settings.hybrid_rrf_k,
         )
         self.raw_memories = RawMemoryService(self.sessions, self.memories, dialect)
         self.retriever = Retriever(
             self.memories, self.search, self.blocks, max_prompt_sensitivity=settings.prompt_max_sensitivity
         )
-        self.jobs = JobManager(self.sessions)
+        self.jobs = JobManager(
+            self.sessions,
+            replica_id=settings.replica_id or default_replica_id(),
+            lease_seconds=settings.job_lease_seconds,
+            single_node=dialect == "sqlite",
+        )
         self.meta_agents = MetaAgentManager(self.sessions, self.agents)
         self.llms = LLMRegistry(
             recorder=self._record_llm_call,
@@ -102,10 +129,13 @@ class AsyncServer:
             self._llm_for_job,
             max_attempts=settings.job_max_attempts,
             backoff_seconds=settings.job_retry_backoff_seconds,
+            observe=self.metrics.observe_job,
+            lease_renew_seconds=min(settings.job_lease_renew_seconds, settings.job_lease_seconds / 3),
         )
-        self.queue: JobQueue = LocalJobQueue(settings.workers)
+        self.queue: JobQueue = create_queue(settings, self.jobs.replica_id)
         self.chat = ChatAgent(self.sessions, self.retriever, self.search, create_web_search(settings.web_search))
         self._workers_started = False
+        self.metrics.watch_server(self)
         #: The API key made by the first start on an empty database, if this start made one.
         self.bootstrap_key: str | None = None
 
@@ -131,6 +161,10 @@ class AsyncServer:
         if self._workers_started:
             await self.queue.stop()
             self._workers_started = False
+            try:  # interrupted jobs: other replicas need not wait for their leases to run out
+                await self.jobs.release_held()
+            except Exception:  # noqa: BLE001 - they are resumed when the leases expire all the same
+                log.warning("could not release the leases of interrupted jobs", exc_info=True)
 
     async def close(self) -> None:
         await self.stop_workers()
@@ -138,6 +172,7 @@ class AsyncServer:
         if self.embedder is not None and self.settings.embedding_endpoint_type != "local":
             # The local model is shared by every server in the process; remote clients are ours.
             await self.embedder.aclose()
+        await self.cache.aclose()
         await self.engine.dispose()
 
     # --- the write path ----------------------------------------------------------------------------
@@ -157,6 +192,7 @@ class AsyncServer:
             "block_filter_tags": check_stored_tags(request.block_filter_tags, "block_filter_tags"),
             "block_filter_tags_update_mode": request.block_filter_tags_update_mode,
             "memory_types": request.memory_types,
+            "request_id": request_id_var.get(),  # the job's log lines name the request that queued it
         }
         job = await self.jobs.create(
             actor,
@@ -165,7 +201,11 @@ class AsyncServer:
             payload,
             occurred_at=request.occurred_at or utcnow(),
         )
-        await self.queue.enqueue(job.id, user_key(job.organization_id, job.user_id))
+        try:
+            await self.queue.enqueue(job.id, user_key(job.organization_id, job.user_id))
+        except QueueUnavailableError as exc:
+            await self.jobs.fail_unqueued(job.id, str(exc))  # the caller gets 503 and may send it again
+            raise
         return job
 
     async def chat_setup(self, actor: Actor, agent: Agent) -> tuple[LLMClient, str]:
@@ -242,7 +282,9 @@ class AsyncServer:
         return client, prompt
 
     async def _record_llm_call(self, record: CallRecord) -> None:
-        """Every LLM call becomes a steps row (provider, model, latency, tokens, error)."""
+        """Every LLM call becomes a steps row (provider, model, latency, tokens, error), metrics and a span."""
+        self.metrics.observe_llm_call(record)
+        record_llm_span(record)
         metadata = record.metadata or {}
         organization_id = metadata.get("organization_id")
         if organization_id is None:
@@ -296,8 +338,25 @@ class AsyncServer:
             log.exception("database health check failed")
             return False
 
+    async def check_cache(self) -> bool:
+        """False while Redis is unreachable (requests are then served from the database)."""
+        return await self.cache.ping()
 
-def _embedder(settings: Settings) -> CachedEmbedder | None:
+    async def check_rate_limit(self, actor: Actor) -> None:
+        """Take one token from the caller's client bucket, or raise 429 with the wait."""
+        if self.rate_limiter is None:
+            return
+        wait = await self.rate_limiter.take(actor.client_id)
+        if wait > 0:
+            seconds = max(1, math.ceil(wait))
+            raise RateLimitError(
+                f"Rate limit exceeded for this client ({self.rate_limiter.rate:g} requests/s, burst "
+                f"{self.rate_limiter.burst}); retry after {seconds} s",
+                retry_after=seconds,
+            )
+
+
+def _embedder(settings: Settings, metrics: Metrics) -> CachedEmbedder | None:
     """The embedding model all memories and queries use (created lazily: nothing loads here)."""
     if not settings.embeddings_enabled:
         return None
@@ -314,7 +373,9 @@ def _embedder(settings: Settings) -> CachedEmbedder | None:
     provider = create_embedding_provider(
         settings.embedding_endpoint_type, settings.embedding_model, settings.embedding_dim, **options
     )
-    return CachedEmbedder(provider, QueryEmbeddingCache(settings.query_embedding_cache_size))
+    return CachedEmbedder(
+        MeasuredEmbeddingProvider(provider, metrics), QueryEmbeddingCache(settings.query_embedding_cache_size)
+    )
 
 
 # Older code imports the synchronous-sounding name; it is the same async server.

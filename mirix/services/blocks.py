@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from mirix.cache import Cache
+from mirix.cache.base import BLOCKS, dump_row, load_row
 from mirix.db.base import new_id
 from mirix.db.models import Block, User
 from mirix.db.types import utcnow
@@ -28,9 +30,15 @@ def block_tags(block: Block) -> dict:
 
 
 class BlockManager(Manager):
-    def __init__(self, sessions, dialect: str) -> None:
+    def __init__(self, sessions, dialect: str, cache: Cache | None = None) -> None:
         super().__init__(sessions)
         self._dialect = dialect
+        self._cache = cache or Cache.off()
+
+    async def forget(self, org_id: str, user_id: str | None) -> None:
+        """Invalidate the cached blocks of a user; call after the transaction that changed them."""
+        if user_id is not None:
+            await self._cache.invalidate(BLOCKS, f"{org_id}:{user_id}")
 
     async def list(self, actor: Actor, user_id: str | None, label: str | None) -> list[Block]:
         query = select(Block).where(
@@ -73,21 +81,22 @@ class BlockManager(Manager):
                     raise NotFoundError(f"Block {data.id} not found")
                 block.label, block.value, block.limit = data.label, data.value, data.limit
                 block.last_updated_by_id = actor.client_id
-                return block
-            tags = {k: v for k, v in (data.filter_tags or {}).items() if k != "scope"}
-            block = Block(
-                id=data.id or new_id("block"),
-                organization_id=actor.organization_id,
-                user_id=user_id,
-                scope=scope,
-                label=data.label,
-                value=data.value,
-                limit=data.limit,
-                filter_tags=tags,
-                created_by_id=actor.client_id,
-                last_updated_by_id=actor.client_id,
-            )
-            session.add(block)
+            else:
+                tags = {k: v for k, v in (data.filter_tags or {}).items() if k != "scope"}
+                block = Block(
+                    id=data.id or new_id("block"),
+                    organization_id=actor.organization_id,
+                    user_id=user_id,
+                    scope=scope,
+                    label=data.label,
+                    value=data.value,
+                    limit=data.limit,
+                    filter_tags=tags,
+                    created_by_id=actor.client_id,
+                    last_updated_by_id=actor.client_id,
+                )
+                session.add(block)
+        await self.forget(block.organization_id, block.user_id)
         return block
 
     async def delete(self, actor: Actor, block_id: str) -> None:
@@ -101,6 +110,7 @@ class BlockManager(Manager):
             ):
                 raise NotFoundError(f"Block {block_id} not found")
             block.deleted_at = utcnow()
+        await self.forget(block.organization_id, block.user_id)
 
     # --- per-user core memory --------------------------------------------------------------------
 
@@ -111,6 +121,11 @@ class BlockManager(Manager):
         caller's read scopes, optionally narrowed by a filter on their tags."""
         from mirix.search.filters import compile_filter_tags
 
+        if user_id is not None and not tags:
+            # Read on every retrieval: one cache entry per user holds the blocks of all scopes.
+            blocks = await self._user_blocks(actor.organization_id, user_id)
+            if blocks is not None:
+                return [b for b in blocks if b.scope in actor.read_scopes][:limit]
         query = select(Block).where(
             Block.organization_id == actor.organization_id,
             Block.scope.in_(actor.read_scopes),
@@ -124,6 +139,26 @@ class BlockManager(Manager):
             query = query.where(condition)
         async with self._sessions() as session:
             return list(await session.scalars(query.order_by(Block.scope, Block.label, Block.id).limit(limit)))
+
+    async def _user_blocks(self, org_id: str, user_id: str) -> list[Block] | None:
+        """Every live block of the user in (scope, label, id) order, or None if there are too many to cache."""
+        if not self._cache.enabled(BLOCKS):
+            return None
+        key = f"{org_id}:{user_id}"
+        cached = await self._cache.get(BLOCKS, key)
+        if cached is not None:
+            return [load_row(Block, row) for row in cached]
+        query = select(Block).where(
+            Block.organization_id == org_id, Block.user_id == user_id, Block.deleted_at.is_(None)
+        )
+        async with self._sessions() as session:
+            blocks = list(
+                await session.scalars(query.order_by(Block.scope, Block.label, Block.id).limit(MAX_BLOCKS + 1))
+            )
+        if len(blocks) > MAX_BLOCKS:
+            return None
+        await self._cache.add(BLOCKS, key, [dump_row(b) for b in blocks])
+        return blocks
 
     async def ensure_from_templates(
         self, actor: Actor, user_id: str, block_filter_tags: dict | None = None
@@ -154,6 +189,8 @@ class BlockManager(Manager):
                 for t in templates
             ]
             session.add_all(copies)
+        if copies:
+            await self.forget(actor.organization_id, user_id)
         return copies
 
     async def apply_filter_tags(self, actor: Actor, user_id: str, tags: dict, mode: str) -> int:
@@ -181,4 +218,6 @@ class BlockManager(Manager):
                     block.filter_tags = new
                     block.last_updated_by_id = actor.client_id
                     changed += 1
+        if changed:
+            await self.forget(actor.organization_id, user_id)
         return changed

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 
 from sqlalchemy import delete, select, update
 
+from mirix.cache import Cache
+from mirix.cache.base import AUTH, BLOCKS
 from mirix.db.base import new_id
 from mirix.db.models import Agent, ApiKey, Block, Client, Organization, Tool
 from mirix.db.types import utcnow
@@ -27,8 +30,9 @@ def actor_for(client: Client, admin_id: str | None = None) -> Actor:
 
 
 class ClientManager(Manager):
-    def __init__(self, *args, touch_interval_seconds: int = 60, **kwargs) -> None:
+    def __init__(self, *args, touch_interval_seconds: int = 60, cache: Cache | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self._cache = cache or Cache.off()
         self._touch_interval = touch_interval_seconds
         self._last_touch: dict[str, float] = {}
 
@@ -110,6 +114,7 @@ class ClientManager(Manager):
             for field, value in changes.items():
                 if value is not None or field == "write_scope":
                     setattr(client, field, value)
+        await self._forget_keys_of(client_id)  # status and scopes live in cached key lookups
         return client
 
     async def delete(self, actor: Actor, client_id: str) -> None:
@@ -125,10 +130,19 @@ class ClientManager(Manager):
                 .where(ApiKey.client_id == client_id, ApiKey.status == "active")
                 .values(status="revoked", revoked_at=now)
             )
-            for model, owner in ((Agent, Agent.client_id), (Tool, Tool.created_by_id), (Block, Block.created_by_id)):
+            for model, owner in ((Agent, Agent.client_id), (Tool, Tool.created_by_id)):
                 await session.execute(
                     update(model).where(owner == client_id, model.deleted_at.is_(None)).values(deleted_at=now)
                 )
+            retired = await session.scalars(
+                update(Block)
+                .where(Block.created_by_id == client_id, Block.deleted_at.is_(None))
+                .values(deleted_at=now)
+                .returning(Block.user_id)
+            )
+            users = {user for user in retired if user is not None}
+        await self._forget_keys_of(client_id)
+        await self._cache.invalidate(BLOCKS, *(f"{actor.organization_id}:{user}" for user in users))
 
     async def delete_memories(self, actor: Actor, client_id: str) -> int:
         """Hard-delete what the client wrote: its memories and the core blocks it created."""
@@ -142,9 +156,13 @@ class ClientManager(Manager):
                 ALL_KINDS.values(),
                 lambda model: [model.organization_id == actor.organization_id, model.client_id == client_id],
             )
-            await session.execute(
-                delete(Block).where(Block.organization_id == actor.organization_id, Block.created_by_id == client_id)
+            deleted = await session.scalars(
+                delete(Block)
+                .where(Block.organization_id == actor.organization_id, Block.created_by_id == client_id)
+                .returning(Block.user_id)
             )
+            users = {user for user in deleted if user is not None}
+        await self._cache.invalidate(BLOCKS, *(f"{actor.organization_id}:{user}" for user in users))
         return removed
 
     async def _get_for_update(self, session, actor: Actor, client_id: str) -> Client:
@@ -204,8 +222,16 @@ class ClientManager(Manager):
         if client_id is not None:
             query = query.where(ApiKey.client_id == client_id)
         async with self._sessions.begin() as session:
-            result = await session.execute(query.values(status="revoked", revoked_at=utcnow()))
-        return result.rowcount > 0
+            hashes = list(
+                await session.scalars(query.values(status="revoked", revoked_at=utcnow()).returning(ApiKey.key_hash))
+            )
+        await self._cache.invalidate(AUTH, *hashes)
+        return bool(hashes)
+
+    async def _forget_keys_of(self, client_id: str) -> None:
+        async with self._sessions() as session:
+            hashes = list(await session.scalars(select(ApiKey.key_hash).where(ApiKey.client_id == client_id)))
+        await self._cache.invalidate(AUTH, *hashes)
 
     async def list_all_api_keys(self) -> list[tuple[ApiKey, Client, Organization]]:
         """Operator path (CLI): every key with its client and organization."""
@@ -219,11 +245,19 @@ class ClientManager(Manager):
             return [tuple(row) for row in await session.execute(query)]
 
     async def authenticate(self, raw_key: str) -> Actor:
-        """Resolve an API key to its client in one indexed query; revoked keys fail at once."""
+        """Resolve an API key to its client: from the cache, else in one indexed query.
+
+        Only keys of active clients are cached, and revoking a key or changing its client
+        invalidates the entry, so revoked keys fail at once."""
+        key_hash = hash_api_key(raw_key)
+        cached = await self._cache.get(AUTH, key_hash)
+        if cached is not None:
+            await self._touch(cached["key_id"])
+            return Actor(**{**cached["actor"], "read_scopes": tuple(cached["actor"]["read_scopes"])})
         query = (
             select(ApiKey.id, Client)
             .join(Client, Client.id == ApiKey.client_id)
-            .where(ApiKey.key_hash == hash_api_key(raw_key), ApiKey.status == "active")
+            .where(ApiKey.key_hash == key_hash, ApiKey.status == "active")
         )
         async with self._sessions() as session:
             row = (await session.execute(query)).first()
@@ -233,7 +267,9 @@ class ClientManager(Manager):
         if client.is_deleted or client.status != "active":
             raise PermissionDeniedError("Client is inactive or deleted")
         await self._touch(key_id)
-        return actor_for(client)
+        actor = actor_for(client)
+        await self._cache.add(AUTH, key_hash, {"key_id": key_id, "actor": asdict(actor)})
+        return actor
 
     async def _touch(self, key_id: str) -> None:
         # Writing last_used_at on every request would turn each read into a write; once per

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from mirix.db.base import new_id
 from mirix.db.models import Job, Step
@@ -17,6 +18,20 @@ from mirix.services.users import UserManager
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 FINISHED = (SUCCEEDED, FAILED)
+
+
+class LeaseLostError(Exception):
+    """Another replica took the job over (this one's lease expired): its work here must not be committed."""
+
+
+def held_by(job_id: str, holder: str | None) -> list:
+    """WHERE clauses of an UPDATE that may only change a job still running under ``holder``'s lease:
+    a replica that lost its lease (a zombie) changes nothing."""
+    return [Job.id == job_id, Job.status == RUNNING, Job.locked_by == holder]
+
+
+def _lease_expired(now: datetime):
+    return or_(Job.locked_until.is_(None), Job.locked_until < now)
 
 
 def usage_values(job_id: str) -> dict[str, Any]:
@@ -35,9 +50,18 @@ def user_key(org_id: str, user_id: str) -> str:
 
 
 class JobManager(Manager):
-    def __init__(self, sessions) -> None:
+    """``replica_id`` names this process in the leases it takes; a lease lasts ``lease_seconds`` unless
+    renewed. ``single_node`` (SQLite) means no other process shares the table, so at start every
+    running job is known to be orphaned."""
+
+    def __init__(
+        self, sessions, *, replica_id: str = "local", lease_seconds: float = 60.0, single_node: bool = False
+    ) -> None:
         super().__init__(sessions)
         self._finished: dict[str, asyncio.Event] = {}
+        self.replica_id = replica_id
+        self.lease = timedelta(seconds=lease_seconds)
+        self._single_node = single_node
 
     async def create(
         self, actor: Actor, user_id: str, agent_id: str | None, payload: dict[str, Any], occurred_at=None
@@ -67,42 +91,102 @@ class JobManager(Manager):
         return job
 
     async def claim(self, job_id: str) -> Job | None:
-        """Mark a queued job running (one more attempt); None if someone else has it or it is done."""
+        """Take a queued job, or a running one whose lease expired, under this replica's lease (one more
+        attempt); None if a live replica holds it or it is done."""
+        now = utcnow()
         async with self._sessions.begin() as session:
             result = await session.execute(
                 update(Job)
-                .where(Job.id == job_id, Job.status == QUEUED)
-                .values(status=RUNNING, attempts=Job.attempts + 1, started_at=utcnow(), updated_at=utcnow())
+                .where(Job.id == job_id, or_(Job.status == QUEUED, (Job.status == RUNNING) & _lease_expired(now)))
+                .values(
+                    status=RUNNING,
+                    attempts=Job.attempts + 1,
+                    started_at=now,
+                    updated_at=now,
+                    locked_by=self.replica_id,
+                    locked_until=now + self.lease,
+                )
             )
             if result.rowcount != 1:
                 return None
             return await session.get(Job, job_id)
 
-    async def fail(self, job_id: str, error: str) -> None:
+    async def lease_state(self, job_id: str) -> tuple[str, datetime | None] | None:
+        """(status, lease end) of a job, None if it does not exist."""
+        async with self._sessions() as session:
+            row = (await session.execute(select(Job.status, Job.locked_until).where(Job.id == job_id))).first()
+        return (row.status, row.locked_until) if row else None
+
+    async def renew(self, job_id: str) -> bool:
+        """Extend this replica's lease on a running job; False if the lease is lost (or the job ended)."""
+        now = utcnow()
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(Job).where(*held_by(job_id, self.replica_id)).values(locked_until=now + self.lease)
+            )
+        return result.rowcount == 1
+
+    async def release_held(self) -> None:
+        """End this replica's leases at once (a clean stop), so another replica may resume its jobs."""
         async with self._sessions.begin() as session:
             await session.execute(
+                update(Job).where(Job.status == RUNNING, Job.locked_by == self.replica_id).values(locked_until=utcnow())
+            )
+
+    async def fail(self, job_id: str, error: str) -> bool:
+        """End a job this replica holds as failed; False (and no change) if its lease was lost."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
                 update(Job)
-                .where(Job.id == job_id)
+                .where(*held_by(job_id, self.replica_id))
                 .values(
-                    status=FAILED, error=error[:4000], finished_at=utcnow(), updated_at=utcnow(), **usage_values(job_id)
+                    status=FAILED,
+                    error=error[:4000],
+                    finished_at=utcnow(),
+                    updated_at=utcnow(),
+                    locked_until=None,
+                    **usage_values(job_id),
                 )
             )
         self.notify(job_id)
+        return result.rowcount == 1
+
+    async def fail_unqueued(self, job_id: str, error: str) -> None:
+        """End a job that could not be queued, so that it never runs after its caller was told it failed."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == QUEUED)
+                .values(status=FAILED, error=error[:4000], finished_at=utcnow(), updated_at=utcnow())
+            )
 
     async def note_retry(self, job_id: str, error: str) -> None:
         """Record a transient failure; the job stays running and is attempted again."""
         async with self._sessions.begin() as session:
-            await session.execute(
+            result = await session.execute(
                 update(Job)
-                .where(Job.id == job_id)
+                .where(*held_by(job_id, self.replica_id))
                 .values(attempts=Job.attempts + 1, error=error[:4000], updated_at=utcnow())
             )
+        if result.rowcount != 1:
+            raise LeaseLostError(f"job {job_id} was taken over by another replica")
 
     async def resumable(self) -> list[Job]:
-        """Jobs a previous run left unfinished, oldest first; running ones are queued again."""
+        """Jobs to start with, oldest first: queued ones, and running ones whose replica is gone (lease
+        expired). Leases of this replica's id are ours from before a restart; on a single node, all are."""
+        now = utcnow()
         async with self._sessions.begin() as session:
-            await session.execute(update(Job).where(Job.status == RUNNING).values(status=QUEUED))
-            return list(await session.scalars(select(Job).where(Job.status == QUEUED).order_by(Job.created_at)))
+            orphaned = update(Job).where(Job.status == RUNNING)
+            if not self._single_node:
+                orphaned = orphaned.where(Job.locked_by == self.replica_id)
+            await session.execute(orphaned.values(locked_until=None))
+            return list(
+                await session.scalars(
+                    select(Job)
+                    .where(or_(Job.status == QUEUED, (Job.status == RUNNING) & _lease_expired(now)))
+                    .order_by(Job.created_at)
+                )
+            )
 
     # --- waiting for a job (add_sync) ------------------------------------------------------------
 

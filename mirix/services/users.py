@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mirix.cache import Cache
+from mirix.cache.base import BLOCKS, USER, dump_row, load_row
 from mirix.db.base import new_id
 from mirix.db.models import Block, User
 from mirix.db.types import utcnow
@@ -15,18 +17,34 @@ from mirix.services.memory.kinds import ALL_KINDS
 
 
 class UserManager(Manager):
+    def __init__(self, sessions, cache: Cache | None = None) -> None:
+        super().__init__(sessions)
+        self._cache = cache or Cache.off()
+
     async def get(self, actor: Actor, user_id: str) -> User:
-        async with self._sessions() as session:
-            user = await session.get(User, (actor.organization_id, user_id))
-        if user is None or user.is_deleted:
+        user = await self._find(actor.organization_id, user_id)
+        if user is None:
             raise NotFoundError(f"User {user_id} not found")
         return user
 
     async def timezone_of(self, actor: Actor, user_id: str) -> str:
         """The user's time zone, or UTC for a user not created yet."""
+        user = await self._find(actor.organization_id, user_id)
+        return user.timezone if user is not None else "UTC"
+
+    async def _find(self, org_id: str, user_id: str) -> User | None:
+        """A live user, through the cache. Only users that exist are cached, so creating one (which
+        happens inside other managers' transactions) needs no invalidation; deleting one does."""
+        key = f"{org_id}:{user_id}"
+        cached = await self._cache.get(USER, key)
+        if cached is not None:
+            return load_row(User, cached)
         async with self._sessions() as session:
-            user = await session.get(User, (actor.organization_id, user_id))
-        return user.timezone if user is not None and not user.is_deleted else "UTC"
+            user = await session.get(User, (org_id, user_id))
+        if user is None or user.is_deleted:
+            return None
+        await self._cache.add(USER, key, dump_row(user))
+        return user
 
     async def list(self, actor: Actor, cursor: str | None, limit: int) -> list[User]:
         query = select(User).where(User.organization_id == actor.organization_id, User.deleted_at.is_(None))
@@ -73,6 +91,7 @@ class UserManager(Manager):
         async with self._sessions.begin() as session:
             removed = await MemoryManager.purge(session, ALL_KINDS.values(), where)
             await session.execute(delete(Block).where(*where(Block)))
+        await self._cache.invalidate(BLOCKS, f"{actor.organization_id}:{user_id}")
         return removed
 
     async def delete(self, actor: Actor, user_id: str) -> None:
@@ -101,3 +120,6 @@ class UserManager(Manager):
                     )
                     .values(deleted_at=now)
                 )
+        key = f"{actor.organization_id}:{user_id}"
+        await self._cache.invalidate(USER, key)
+        await self._cache.invalidate(BLOCKS, key)

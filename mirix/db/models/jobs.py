@@ -39,3 +39,7 @@ class Job(TimestampMixin, Base):
     written_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The lease of a running job: the replica working on it and until when. A running job whose
+    # lease expired belongs to a replica that died (or hung) and may be claimed by another one.
+    locked_by: Mapped[str | None] = mapped_column(String(128))
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())

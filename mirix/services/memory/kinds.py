@@ -31,14 +31,15 @@ class MemoryKind:
     text_weights: tuple[float, ...]
     #: Fields that get a vector each.
     embedded_fields: tuple[str, ...]
-    #: The field embedding search uses when the caller names none.
-    default_embedding_field: str
     #: Fields a caller may name as ``search_field`` (what MIRIX's /memory/fields lists).
     search_fields: tuple[str, ...]
     #: Fields a PATCH may change.
     editable_fields: tuple[str, ...]
     #: Fields holding lists of strings (joined for search and embedding).
     list_fields: tuple[str, ...] = ()
+    #: A field whose value is put in front of every embedded text (``actor: text``): questions
+    #: name people, and a turn's text alone often does not.
+    embedding_context_field: str | None = None
 
     @property
     def table(self) -> str:
@@ -47,6 +48,15 @@ class MemoryKind:
     @property
     def fts_table(self) -> str:
         return f"{self.table}_fts"
+
+    def embedding_text(self, item: MemoryMixin | dict, field: str) -> str:
+        """The text embedded for ``field``: the field's text, prefixed by the context field if any."""
+        text = self.text_of(item, field)
+        if self.embedding_context_field and text.strip():
+            context = self.text_of(item, self.embedding_context_field).strip()
+            if context:
+                return f"{context}: {text}"
+        return text
 
     def text_of(self, item: MemoryMixin | dict, field: str) -> str:
         value = item.get(field) if isinstance(item, dict) else getattr(item, field)
@@ -63,7 +73,7 @@ EPISODIC = MemoryKind(
     text_fields=("summary", "details", "actor", "event_type"),
     text_weights=(1.0, 1.0, 0.5, 0.2),
     embedded_fields=("summary", "details"),
-    default_embedding_field="details",
+    embedding_context_field="actor",
     search_fields=("summary", "details"),
     editable_fields=("event_type", "actor", "summary", "details"),
 )
@@ -75,7 +85,6 @@ SEMANTIC = MemoryKind(
     text_fields=("name", "summary", "details", "source"),
     text_weights=(1.5, 1.0, 1.0, 0.2),
     embedded_fields=("name", "summary", "details"),
-    default_embedding_field="details",
     search_fields=("name", "summary", "details"),
     editable_fields=("name", "summary", "details", "source"),
 )
@@ -87,7 +96,6 @@ PROCEDURAL = MemoryKind(
     text_fields=("summary", "steps", "entry_type"),
     text_weights=(1.0, 1.0, 0.2),
     embedded_fields=("summary", "steps"),
-    default_embedding_field="summary",
     search_fields=("summary", "steps"),
     editable_fields=("entry_type", "summary", "steps"),
     list_fields=("steps",),
@@ -100,7 +108,6 @@ RESOURCE = MemoryKind(
     text_fields=("title", "summary", "content", "resource_type"),
     text_weights=(1.5, 1.0, 1.0, 0.2),
     embedded_fields=("summary",),
-    default_embedding_field="summary",
     search_fields=("summary", "content"),
     editable_fields=("title", "summary", "resource_type", "content"),
 )
@@ -113,7 +120,6 @@ KNOWLEDGE_VAULT = MemoryKind(
     text_fields=("caption", "source", "entry_type"),
     text_weights=(1.0, 0.5, 0.2),
     embedded_fields=("caption",),
-    default_embedding_field="caption",
     search_fields=("caption", "secret_value"),
     editable_fields=("entry_type", "source", "sensitivity", "secret_value", "caption"),
 )
@@ -125,7 +131,6 @@ RAW = MemoryKind(
     text_fields=("context",),
     text_weights=(1.0,),
     embedded_fields=("context",),
-    default_embedding_field="context",
     search_fields=("context",),
     editable_fields=("context",),
 )

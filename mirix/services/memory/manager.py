@@ -61,13 +61,15 @@ class MemoryManager(Manager):
             for r, (kind, items, fields) in enumerate(requests)
             for i, item in enumerate(items)
             for field in fields
-            if (text := kind.text_of(item, field)).strip()
+            if kind.text_of(item, field).strip() and (text := kind.embedding_text(item, field))
         ]
         if not wanted:
             return results
-        vectors = await self.embedder.embed([text for *_, text in wanted])
-        for (r, i, field, _), vector in zip(wanted, vectors, strict=True):
-            results[r][i][field] = normalise(vector)
+        # Identical texts (a summary that equals its details, say) are embedded once.
+        unique = list(dict.fromkeys(text for *_, text in wanted))
+        by_text = dict(zip(unique, await self.embedder.embed(unique), strict=True))
+        for r, i, field, text in wanted:
+            results[r][i][field] = normalise(by_text[text])
         return results
 
     def _embedding_rows(self, kind: MemoryKind, row: MemoryMixin, vectors: dict[str, list]) -> list[MemoryEmbedding]:
@@ -164,10 +166,16 @@ class MemoryManager(Manager):
     async def update_vectors(self, kind: MemoryKind, current: Any, changes: dict[str, Any]) -> dict[str, list]:
         """Vectors for the embedded fields an update changes (none when the text stays the same)."""
         merged = {
-            field: changes.get(field) if changes.get(field) is not None else kind.text_of(current, field)
+            field: changes.get(field) if changes.get(field) is not None else getattr(current, field)
             for field in kind.fields
         }
-        changed = [f for f in kind.embedded_fields if changes.get(f) is not None and changes[f] != getattr(current, f)]
+        context = kind.embedding_context_field
+        context_changed = context is not None and changes.get(context) not in (None, getattr(current, context))
+        changed = [
+            f
+            for f in kind.embedded_fields
+            if context_changed or (changes.get(f) is not None and changes[f] != getattr(current, f))
+        ]
         return (await self.vectors(kind, [merged], changed))[0]
 
     async def stage_update(

@@ -29,8 +29,6 @@ from mirix.services.memory.manager import MemoryManager, normalise
 Method = Literal["bm25", "embedding", "hybrid", "string_match", "fuzzy_match"]
 METHODS: tuple[str, ...] = ("bm25", "embedding", "hybrid", "string_match", "fuzzy_match")
 
-#: Reciprocal-rank-fusion constant (the usual 60: ranks deep in a list still count a little).
-RRF_K = 60
 FUZZY_CANDIDATES = 200
 
 
@@ -82,6 +80,7 @@ class MemorySearch:
         *,
         text_weight: float = 1.0,
         vector_weight: float = 1.0,
+        rrf_k: float = 5.0,
     ) -> None:
         self._sessions = sessions
         self._sql = search_dialect(dialect_name)
@@ -89,6 +88,7 @@ class MemorySearch:
         self._vectors = vector_cache
         self.text_weight = text_weight
         self.vector_weight = vector_weight
+        self.rrf_k = rrf_k
 
     async def search(self, actor: Actor, q: SearchQuery) -> list[Hit]:
         """Up to ``q.limit`` hits per type, ordered by score across types (higher is better)."""
@@ -214,6 +214,7 @@ class MemorySearch:
         if isinstance(self._sql, SqliteSearch):
             return await self._vector_from_cache(session, actor, kind, q, conditions, query_vector, field_name, limit)
         e = MemoryEmbedding
+        await self._sql.prepare_vector_search(session, limit)
         distance = self._sql.vector_distance(len(query_vector), query_vector).label("distance")
         owner = [
             e.organization_id == actor.organization_id,
@@ -269,7 +270,7 @@ class MemorySearch:
         ):
             for rank, hit in enumerate(hits):
                 entry = fused.setdefault(hit.row.id, Hit(hit.kind, hit.row, 0.0, {}))
-                entry.score += weight / (RRF_K + rank + 1)
+                entry.score += weight / (self.rrf_k + rank + 1)
                 entry.scores[name] = hit.score
         return sorted(fused.values(), key=lambda hit: hit.score, reverse=True)
 
