@@ -135,3 +135,17 @@ async def test_config_endpoints(http: httpx.AsyncClient, tenant: Tenant):
     embedding = (await http.get("/config/embedding", headers=tenant.headers)).json()
     assert embedding[0]["embedding_model"] == "all-MiniLM-L6-v2" and embedding[0]["embedding_dim"] == 384
     assert "api_key" not in embedding[0]
+
+
+async def test_concurrent_first_requests_for_a_new_user(http, tenant):
+    import asyncio
+
+    responses = await asyncio.gather(
+        *(http.post("/users/create_or_get", json={"user_id": "racer"}, headers=tenant.headers) for _ in range(8))
+    )
+    assert [r.status_code for r in responses] == [200] * 8
+    items = [{"memory_type": "semantic", "user_id": "new-racer", "name": "x", "summary": "y"}]
+    imports = await asyncio.gather(
+        *(http.post("/memory/import", json={"items": items}, headers=tenant.headers) for _ in range(4))
+    )
+    assert [r.status_code for r in imports] == [200] * 4

@@ -10,6 +10,7 @@ from mirix.cache.base import BLOCKS, USER, dump_row, load_row
 from mirix.db.base import new_id
 from mirix.db.models import Block, User
 from mirix.db.types import utcnow
+from mirix.db.upsert import insert_if_absent
 from mirix.errors import NotFoundError
 from mirix.services.actor import Actor
 from mirix.services.base import Manager, page
@@ -69,9 +70,23 @@ class UserManager(Manager):
         """Return the user, creating it (or bringing a deleted one back) inside ``session``."""
         user = await session.get(User, (org_id, user_id), with_for_update=True)
         if user is None:
-            user = User(organization_id=org_id, id=user_id, name=name or user_id, timezone=timezone or "UTC")
-            session.add(user)
-            await session.flush()
+            # Two first requests for a new user may race; the loser's insert is a no-op.
+            now = utcnow()
+            await insert_if_absent(
+                session,
+                User,
+                {
+                    "organization_id": org_id,
+                    "id": user_id,
+                    "name": name or user_id,
+                    "timezone": timezone or "UTC",
+                    "status": "active",
+                    "is_admin": False,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+            user = await session.get(User, (org_id, user_id), with_for_update=True, populate_existing=True)
         elif user.is_deleted:
             user.deleted_at = None
             user.name = name or user.name
