@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,5 +59,41 @@ def create_migration_engine(url: str) -> AsyncEngine:
     return engine
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+_holds_write_lock: contextvars.ContextVar[bool] = contextvars.ContextVar("holds_write_lock", default=False)
+
+
+class Sessions:
+    """The session factory: ``sessions()`` for reads, ``sessions.begin()`` for a write transaction.
+
+    SQLite has one writer at a time; concurrent writers otherwise wait in SQLite's busy handler,
+    which sleeps up to 100 ms between tries — under load a job's few short writes then take
+    seconds. On SQLite, write transactions of this process therefore queue on an asyncio lock
+    instead (re-entrant per task, so nested use cannot deadlock); other processes still meet
+    the busy timeout. PostgreSQL needs none of this.
+    """
+
+    def __init__(self, maker: async_sessionmaker[AsyncSession], *, serialize_writes: bool) -> None:
+        self._maker = maker
+        self._lock = asyncio.Lock() if serialize_writes else None
+
+    def __call__(self) -> AsyncSession:
+        return self._maker()
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncSession]:
+        if self._lock is None or _holds_write_lock.get():
+            async with self._maker.begin() as session:
+                yield session
+            return
+        async with self._lock:
+            token = _holds_write_lock.set(True)
+            try:
+                async with self._maker.begin() as session:
+                    yield session
+            finally:
+                _holds_write_lock.reset(token)
+
+
+def create_session_factory(engine: AsyncEngine) -> Sessions:
+    maker = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    return Sessions(maker, serialize_writes=engine.dialect.name == "sqlite")

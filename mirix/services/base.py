@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from sqlalchemy import Select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mirix.db.engine import Sessions
 
 T = TypeVar("T", bound=tuple[Any, ...])
 
@@ -13,7 +14,7 @@ MAX_PAGE = 1000
 
 
 class Manager:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Sessions) -> None:
         self._sessions = sessions
 
 

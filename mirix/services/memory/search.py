@@ -14,8 +14,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from mirix.db.engine import Sessions
 from mirix.db.models.memory import MemoryEmbedding, MemoryMixin
 from mirix.db.search import Owner, SqliteSearch, search_dialect
 from mirix.errors import UnprocessableError
@@ -73,7 +74,7 @@ def check_field(kind: MemoryKind, method: str, name: str | None) -> None:
 class MemorySearch:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         dialect_name: str,
         memories: MemoryManager,
         vector_cache: VectorCache,
