@@ -3,9 +3,10 @@
 SQLite has no vector index here (the sqlite-vec extension cannot be loaded into every Python
 build), and scanning blobs through a Python function costs ~40 ms per 10k rows. Instead the
 vectors of a (user, type, field, model) are loaded once into a float32 matrix and a query is one
-matrix product. Before each use a cheap indexed query (row count and highest row id of those
-embeddings) tells whether anything was added or removed since — also by another process — so
-the cache never serves stale vectors. Entries are evicted least-recently-used by size.
+matrix product. Before each use a cheap indexed query (the highest row id of those embeddings)
+tells whether vectors were added since — also by another process; vectors removed since only
+yield candidates that the caller's SQL filter then drops, so results are never stale. Entries
+are evicted least-recently-used by size.
 """
 
 from __future__ import annotations
@@ -70,8 +71,10 @@ class VectorCache:
         import numpy as np
 
         e = MemoryEmbedding
-        count, max_id = (await session.execute(select(func.count(e.id), func.max(e.id)).where(*self._where(key)))).one()
-        stamp = (int(count), int(max_id or 0))
+        # The highest row id alone is an O(log n) index lookup and changes with every new vector; vectors
+        # removed since loading only yield candidates that the caller's SQL then finds gone.
+        max_id = (await session.execute(select(func.max(e.id)).where(*self._where(key)))).scalar()
+        stamp = (0, int(max_id or 0))
         entry = self._entries.get(key)
         if entry is not None and entry.stamp == stamp:
             self._entries.move_to_end(key)

@@ -112,9 +112,14 @@ class MemorySearch:
             hits = sorted((h for kind_hits in results for h in kind_hits), key=lambda h: h.score, reverse=True)
         return _cap_per_kind(hits, q.limit)
 
-    def _conditions(self, actor: Actor, kind: MemoryKind, q: SearchQuery) -> list[Any]:
+    def _conditions(self, actor: Actor, kind: MemoryKind, q: SearchQuery, *, owner: bool = True) -> list[Any]:
+        """The SQL filters every method applies. ``owner=False`` leaves out organization and user, for
+        queries by id whose ids already come from that owner (so SQLite looks rows up by key instead
+        of scanning the owner's index), which then check the owner on the rows."""
         model = kind.model
         conditions = MemoryManager.owner_conditions(actor, kind, q.user_id)
+        if not owner:
+            conditions = [model.deleted_at.is_(None), model.scope.in_(actor.read_scopes)]
         if q.scope is not None:
             conditions.append(model.scope == q.scope)
         tags = compile_filter_tags(model.filter_tags, q.filter_tags, self._sql.name)
@@ -247,11 +252,17 @@ class MemorySearch:
         limit: int,
     ) -> list[Hit]:
         key = VectorKey(actor.organization_id, q.user_id, kind.name, field_name, self._memories.embedder.model)
+        by_id = self._conditions(actor, kind, q, owner=False)
         depth = limit * 4
         while True:
             candidates = await self._vectors.nearest(session, key, query_vector, depth)
             similarity = dict(candidates)
-            rows = await session.scalars(select(kind.model).where(kind.model.id.in_(similarity), *conditions))
+            rows = await session.scalars(select(kind.model).where(kind.model.id.in_(similarity), *by_id))
+            rows = [
+                r
+                for r in rows
+                if r.organization_id == actor.organization_id and (q.user_id is None or r.user_id == q.user_id)
+            ]
             hits = sorted(
                 (Hit(kind, row, similarity[row.id], {"embedding": similarity[row.id]}) for row in rows),
                 key=lambda hit: hit.score,
