@@ -56,10 +56,23 @@ async def _admin(pg_uri: str, sql: str) -> None:
         await connection.close()
 
 
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU ticks of the whole machine so far, every core (Linux /proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its waited-for children (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process, its children that ended and those still running (Linux
+    /proc; PostgreSQL's postmaster: every backend)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = children.read_text().split() if children.exists() else []
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK") + sum(cpu_seconds(int(k)) for k in kids)
 
 
 async def run(args: argparse.Namespace, replicas: int, fake: FakeProvider) -> dict:
@@ -84,9 +97,13 @@ async def run(args: argparse.Namespace, replicas: int, fake: FakeProvider) -> di
             renew_seconds=15,
         )
         started = await start_replicas(cluster, [f"replica-{i}" for i in range(replicas)])
+        # Idle connections expire before uvicorn's 5 s keep-alive ends them: reusing one it just closed fails.
         clients = [
             httpx.AsyncClient(
-                base_url=r.url, headers=tenant.headers, timeout=120, limits=httpx.Limits(max_connections=64)
+                base_url=r.url,
+                headers=tenant.headers,
+                timeout=120,
+                limits=httpx.Limits(max_connections=64, keepalive_expiry=1),
             )
             for r in started
         ]
@@ -100,7 +117,9 @@ async def run(args: argparse.Namespace, replicas: int, fake: FakeProvider) -> di
         }
         (await clients[0].post("/agents/meta/initialize", json={"config": config})).raise_for_status()
         cpu_before = {r.name: cpu_seconds(r.process.pid) for r in started}
+        pg_before = cpu_seconds(args.pg_pid) if args.pg_pid else 0.0
         own_before = time.process_time()
+        machine_before = machine_busy()
         gate = asyncio.Semaphore(args.concurrency)
         t0 = time.perf_counter()
 
@@ -126,6 +145,7 @@ async def run(args: argparse.Namespace, replicas: int, fake: FakeProvider) -> di
                 break
             await asyncio.sleep(0.1)
         elapsed = time.perf_counter() - t0
+        machine_after = machine_busy()
         async with server.sessions() as session:
             rows = (await session.execute(select(Job.status, Job.locked_by, Job.llm_calls))).all()
             spans = (await session.execute(select(Job.started_at, Job.finished_at))).all()
@@ -144,11 +164,18 @@ async def run(args: argparse.Namespace, replicas: int, fake: FakeProvider) -> di
             "job_ms_median": statistics.median(durations),
             "job_ms_p90": durations[int(len(durations) * 0.9)],
             "jobs_per_replica": {r.name: sum(by == r.name for _, by, _ in rows) for r in started},
+            # Share of all cores busy during the run, whoever used them (this benchmark or anything else).
+            "machine_busy": (machine_after[0] - machine_before[0]) / (machine_after[1] - machine_before[1]),
             "cpu_seconds": {
                 **{r.name: cpu_seconds(r.process.pid) - cpu_before[r.name] for r in started},
                 "bench (fake LLM + load)": time.process_time() - own_before,
+                **({"postgres": cpu_seconds(args.pg_pid) - pg_before} if args.pg_pid else {}),
             },
         }
+    except BaseException:
+        for replica in started:
+            print(f"--- {replica.name} (exit {replica.process.returncode}):\n{replica.log_tail(30)}", file=sys.stderr)
+        raise
     finally:
         for replica in started:
             await replica.stop()
@@ -175,6 +202,7 @@ async def main() -> None:
         help="remote: the fake provider embeds (OpenAI wire format), so the replicas' CPU goes to the server's "
         "own work; local: each replica runs the ONNX model, whose threads already use every core",
     )
+    parser.add_argument("--pg-pid", type=int, help="PostgreSQL's postmaster, to count its CPU time too")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if not args.pg_uri or not args.kafka:
@@ -198,7 +226,7 @@ async def main() -> None:
             f"(all acknowledged after {row['acknowledged_seconds']:.1f} s), failed {row['failed']}, "
             f"{row['llm_calls_per_add']:.2f} LLM calls/add, job median {row['job_ms_median']:.0f} ms "
             f"(p90 {row['job_ms_p90']:.0f}), jobs per replica {row['jobs_per_replica']}; "
-            f"CPU s: {cpu}"
+            f"CPU s: {cpu}; machine busy {row['machine_busy']:.0%}"
         )
     if len(results["runs"]) >= 2:
         first, last = results["runs"][0], results["runs"][-1]

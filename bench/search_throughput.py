@@ -15,6 +15,7 @@ stand-in embedder returning deterministic pseudo-random unit vectors, stored und
 name, so the real query embedding is compared against them at identical cost. Texts are Zipf
 distributed words from the bundled tokenizer's vocabulary (roughly frequency ordered).
 The server and the load generator share the machine's cores; the output says how many.
+``MIRIX_*`` variables in the environment are server settings (e.g. ``MIRIX_VECTOR_CACHE_MB=1024``).
 
     .venv/bin/python bench/search_throughput.py --out /tmp/search-sqlite.json
     .venv/bin/python bench/search_throughput.py --sizes 10000 \
@@ -94,10 +95,10 @@ class Text:
 
 
 class PseudoEmbedder:
-    """Deterministic unit vectors per text, under the real model's name and dimension."""
+    """Deterministic unit vectors per text, under the configured model's name and dimension."""
 
-    model = "all-MiniLM-L6-v2"
-    dim = 384
+    def __init__(self, model: str, dim: int) -> None:
+        self.model, self.dim = model, dim
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         out = []
@@ -123,7 +124,7 @@ async def seed(data_dir: Path, db_uri: str | None, size: int) -> str:
         org = await server.organizations.get_or_create_by_name("bench-org")
         client = await server.clients.create(org.id, "bench-client", "default", ["default"])
         _, key = await server.clients.issue_api_key(org.id, client.id)
-        server.memories.embedder = PseudoEmbedder()
+        server.memories.embedder = PseudoEmbedder(settings.embedding_model, settings.embedding_dim)
         text, now = Text(seed=size), datetime.now(UTC)
         for start in range(0, size, SEED_BATCH):
             items = [
@@ -336,7 +337,8 @@ async def healthy(base: str, process: asyncio.subprocess.Process, seconds: float
 
 
 async def serve(data_dir: Path, db_uri: str | None, stack: AsyncExitStack) -> tuple[str, asyncio.subprocess.Process]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MIRIX_")}
+    # MIRIX_* settings in the caller's environment (e.g. MIRIX_VECTOR_CACHE_MB) reach the server.
+    env = {k: v for k, v in os.environ.items() if k not in ("MIRIX_PG_URI", "MIRIX_DATABASE_URL")}
     env.update(MIRIX_DATA_DIR=str(data_dir), MIRIX_BOOTSTRAP="false", MIRIX_LOG_LEVEL="WARNING")
     if db_uri:
         env["MIRIX_PG_URI"] = db_uri
@@ -449,8 +451,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    # SIGTERM (e.g. from `timeout`) cancels like Ctrl-C, so the server stops and the data is removed.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await main(args)
+
+
 if __name__ == "__main__":
     arguments = parse_args()
-    result = asyncio.run(main(arguments))
+    result = asyncio.run(run(arguments))
     if arguments.out:
         arguments.out.write_text(json.dumps(result, indent=2, default=float))
