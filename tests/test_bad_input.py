@@ -87,3 +87,40 @@ async def test_unknown_timezone_is_422(http: httpx.AsyncClient, tenant):
         )
         assert response.status_code == 422, zone
         assert "time zone" in response.text
+
+
+async def test_unexpected_errors_keep_the_request_id(server, tenant):
+    import httpx
+
+    from mirix.api.app import create_app
+
+    app = create_app(server=server)
+
+    @app.get("/boom-for-test")
+    async def boom():
+        raise RuntimeError("bug")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/boom-for-test", headers={"X-Request-ID": "req-123"})
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal server error", "request_id": "req-123"}
+    assert response.headers["x-request-id"] == "req-123"
+
+
+async def test_exhausted_connection_pool_is_503(server):
+    import httpx
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    from mirix.api.app import create_app
+
+    app = create_app(server=server)
+
+    @app.get("/busy-for-test")
+    async def busy():
+        raise PoolTimeoutError("QueuePool limit reached")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/busy-for-test")
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"

@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from mirix.embeddings.base import EmbeddingError
 from mirix.errors import AuthenticationError, MirixError, RateLimitError
@@ -39,9 +40,21 @@ async def _llm_error(_request: Request, exc: LLMError) -> JSONResponse:
     return JSONResponse({"detail": f"LLM provider error: {exc}"}, status_code=status)
 
 
-async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
-    return JSONResponse({"detail": "Internal server error", "request_id": request_id_var.get()}, status_code=500)
+async def _pool_exhausted(request: Request, exc: PoolTimeoutError) -> JSONResponse:
+    # Every database connection is busy: the server is overloaded, not broken; the client may retry.
+    log.warning("database connection pool exhausted: %s", exc)
+    return JSONResponse({"detail": "The server is busy; retry shortly"}, status_code=503, headers={"Retry-After": "1"})
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # This handler runs outside the request-id middleware, so the id comes from the request state.
+    request_id = getattr(request.state, "request_id", None) or request_id_var.get()
+    log.exception("unhandled error (request %s)", request_id, exc_info=exc)
+    return JSONResponse(
+        {"detail": "Internal server error", "request_id": request_id},
+        status_code=500,
+        headers={"X-Request-ID": request_id},
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -49,4 +62,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(EmbeddingError, _embedding_error)
     app.add_exception_handler(LLMError, _llm_error)
+    app.add_exception_handler(PoolTimeoutError, _pool_exhausted)
     app.add_exception_handler(Exception, _unexpected)
