@@ -50,3 +50,69 @@ async def test_cache_evicts_least_recently_used(server, tenant):
             query = (await server.embedder.embed(["thing"]))[0]
             assert [memory_id for memory_id, _ in await cache.nearest(session, key, query, 5)]
     assert [key.user_id for key in cache._entries] == ["u2"]  # the first user's matrix made room
+
+
+@pytest.mark.sqlite_only
+async def test_new_vectors_are_appended_and_updates_replace_old_vectors(server, tenant):
+    cache = VectorCache()
+    key = VectorKey(tenant.org_id, "alice", "semantic", "summary", server.embedder.model)
+
+    async def nearest(text: str) -> list[tuple[str, float]]:
+        query = (await server.embedder.embed([text]))[0]
+        async with server.sessions() as session:
+            return await cache.nearest(session, key, query, 10)
+
+    rex, tom = await server.memories.insert_many(
+        tenant.actor, SEMANTIC, "alice", [{"name": "Rex", "summary": "a dog"}, {"name": "Tom", "summary": "a cat"}]
+    )
+    assert [memory_id for memory_id, _ in await nearest("a dog")][0] == rex.id
+    entry = cache._entries[key]
+    (bird,) = await server.memories.insert_many(
+        tenant.actor, SEMANTIC, "alice", [{"name": "Tweety", "summary": "a yellow canary bird"}]
+    )
+    assert [memory_id for memory_id, _ in await nearest("a small bird")][0] == bird.id
+    appended = cache._entries[key]
+    assert appended.ids[: entry.size] == entry.ids and appended.size == 3  # read only the new row
+    assert appended.buffer is entry.buffer or appended.buffer.shape[0] >= 3
+
+    await server.memories.update(tenant.actor, SEMANTIC, rex.id, {"summary": "a yellow canary bird"})
+    found = await nearest("a small bird")
+    assert sorted(memory_id for memory_id, _ in found) == sorted([rex.id, tom.id, bird.id])  # no stale duplicate
+    similarity = dict(found)
+    assert similarity[rex.id] == pytest.approx(similarity[bird.id], abs=1e-5)  # Rex's new vector, not the old one
+
+
+@pytest.mark.sqlite_only
+async def test_concurrent_searches_load_a_matrix_once(server, tenant):
+    import asyncio
+
+    cache = VectorCache()
+    await server.memories.insert_many(
+        tenant.actor, SEMANTIC, "alice", [{"name": f"thing {i}", "summary": f"thing number {i}"} for i in range(50)]
+    )
+    key = VectorKey(tenant.org_id, "alice", "semantic", "summary", server.embedder.model)
+    query = (await server.embedder.embed(["thing"]))[0]
+
+    async def one() -> list[tuple[str, float]]:
+        async with server.sessions() as session:
+            return await cache.nearest(session, key, query, 5)
+
+    results = await asyncio.gather(*(one() for _ in range(8)))
+    assert all(result == results[0] and len(result) == 5 for result in results)
+    assert cache.loads == 1
+
+
+def test_server_start_keeps_blas_to_one_thread(tmp_path):
+    """Spinning BLAS threads doubled the CPU of each embedding search; numpy is imported lazily, so
+    the limit must load it first to apply at all (checked in a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    script = (
+        "from mirix.search.vector_cache import limit_blas_threads\n"
+        "limit_blas_threads()\n"
+        "from threadpoolctl import threadpool_info\n"
+        "print(sorted({i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[1]"

@@ -42,6 +42,9 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
             connect_args={"timeout": 30},
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
+            # Sessions and connections already roll back when they close; the pool's own rollback
+            # on check-in was a second round trip to the driver thread for every session.
+            pool_reset_on_return=None,
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

@@ -39,11 +39,13 @@ class SqliteSearch:
     def text_query(
         self, kind: MemoryKind, terms: Sequence[str], fields: Sequence[str], owner: Owner, *, prefix: bool = False
     ) -> tuple[Select[Any], ColumnElement[float]]:
-        """Rows of ``kind`` matching any term, with a score where higher is better."""
+        """Ids of ``kind`` rows matching any term, with a score where higher is better."""
         model = kind.model
         fts = table(kind.fts_table, column("rowid"))
         phrase = " OR ".join(f'"{term}"' + ("*" if prefix else "") for term in terms)
-        owner_terms = [f'owner : "o{_hex(owner.organization_id)}"']
+        # The scope and user tokens both spell the organization out (its ids never contain "/"), so no
+        # separate organization token is needed: every token ANDed in costs a walk of its posting list.
+        owner_terms = []
         if owner.user_id is not None:
             owner_terms.append(f'owner : "u{_hex(owner.organization_id + "/" + owner.user_id)}"')
         scopes = " OR ".join(f'"s{_hex(owner.organization_id + "/" + scope)}"' for scope in owner.scopes)
@@ -59,7 +61,7 @@ class SqliteSearch:
         # bm25() is lower-is-better; negate it so every method ranks by "higher is better".
         score = (-literal_column(f"bm25({kind.fts_table}, {weights})", Float)).label("score")
         query = (
-            select(model, score)
+            select(model.id, score)
             .select_from(fts.join(model, model.fts_rowid == fts.c.rowid))
             .where(literal_column(kind.fts_table).op("MATCH")(bindparam("fts_match", match)))
         )
@@ -87,7 +89,7 @@ class PostgresSearch:
         weights = ",".join(str(by_label.get(label, 0.0) if label in labels else 0.0) for label in "DCBA")
         tsv = literal_column(f"{kind.table}.search_tsv")
         score = func.ts_rank(literal_column(f"'{{{weights}}}'::float4[]"), tsv, tsquery, 1).label("score")
-        query = select(model, score).where(tsv.op("@@")(tsquery))
+        query = select(model.id, score).where(tsv.op("@@")(tsquery))
         return query, score
 
     async def prepare_vector_search(self, session: Any, limit: int) -> None:

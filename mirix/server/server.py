@@ -38,7 +38,7 @@ from mirix.queue import JobQueue, QueueUnavailableError, create_queue
 from mirix.schemas.config import LLMConfig
 from mirix.schemas.jobs import AddMemoryRequest
 from mirix.schemas.tags import check_stored_tags
-from mirix.search.vector_cache import VectorCache
+from mirix.search.vector_cache import VectorCache, limit_blas_threads
 from mirix.services.actor import Actor
 from mirix.services.admins import AdminManager
 from mirix.services.agents import AgentManager
@@ -145,6 +145,7 @@ class AsyncServer:
             from mirix.db.migrate import upgrade  # Alembic is only needed when migrating
 
             await upgrade(settings.async_database_url)
+        limit_blas_threads()
         server = cls(settings)
         if settings.bootstrap:
             server.bootstrap_key = await bootstrap_if_empty(server.sessions, server.clients, settings.api_key_file)

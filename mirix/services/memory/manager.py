@@ -206,9 +206,18 @@ class MemoryManager(Manager):
         session.add(self._history(kind, row, operation, before, snapshot(kind, row), job_id, actor))
         return row
 
-    async def delete(self, actor: Actor, kind: MemoryKind, memory_id: str, *, job_id: str | None = None) -> None:
+    async def delete(
+        self,
+        actor: Actor,
+        kind: MemoryKind,
+        memory_id: str,
+        *,
+        user_id: str | None = None,
+        job_id: str | None = None,
+    ) -> None:
+        """Soft-delete an item the caller may write (and, with ``user_id``, only if it is that user's)."""
         async with self._sessions.begin() as session:
-            await self.stage_delete(session, actor, kind, memory_id, job_id=job_id)
+            await self.stage_delete(session, actor, kind, memory_id, user_id=user_id, job_id=job_id)
 
     async def stage_delete(
         self,
@@ -217,11 +226,12 @@ class MemoryManager(Manager):
         kind: MemoryKind,
         memory_id: str,
         *,
+        user_id: str | None = None,
         job_id: str | None = None,
         operation: str = "delete",
     ) -> None:
         """Soft-delete: the row leaves every read but stays, with its history, for recovery."""
-        row = await self._writable(session, actor, kind, memory_id, None, lock=True)
+        row = await self._writable(session, actor, kind, memory_id, user_id, lock=True)
         row.deleted_at = utcnow()
         session.add(self._history(kind, row, operation, snapshot(kind, row), None, job_id, actor))
 
@@ -249,8 +259,10 @@ class MemoryManager(Manager):
             raise NotFoundError(f"{kind.name.replace('_', ' ').capitalize()} memory {memory_id} not found")
         return row
 
-    async def history(self, actor: Actor, kind: MemoryKind, memory_id: str) -> list[MemoryHistory]:
-        await self.get(actor, kind, memory_id)
+    async def history(
+        self, actor: Actor, kind: MemoryKind, memory_id: str, user_id: str | None = None
+    ) -> list[MemoryHistory]:
+        await self.get(actor, kind, memory_id, user_id)
         async with self._sessions() as session:
             rows = await session.scalars(
                 select(MemoryHistory).where(MemoryHistory.memory_id == memory_id).order_by(MemoryHistory.id)

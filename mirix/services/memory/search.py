@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirix.db.engine import Sessions
@@ -46,6 +46,17 @@ class SearchQuery:
     similarity_threshold: float | None = None
     start: datetime | None = None  # occurred_at range, episodic memories only
     end: datetime | None = None
+
+
+@dataclass
+class Ranked:
+    """A search result before its row is loaded (``row`` is set when ranking needed it anyway)."""
+
+    kind: MemoryKind
+    id: str
+    score: float
+    scores: dict[str, float] = field(default_factory=dict)
+    row: MemoryMixin | None = None
 
 
 @dataclass
@@ -92,7 +103,11 @@ class MemorySearch:
         self.rrf_k = rrf_k
 
     async def search(self, actor: Actor, q: SearchQuery) -> list[Hit]:
-        """Up to ``q.limit`` hits per type, ordered by score across types (higher is better)."""
+        """Up to ``q.limit`` hits per type, ordered by score across types (higher is better).
+
+        Searching yields ids and scores only; full rows are loaded for the final hits alone, so the
+        candidates that ranking and fusion look at (several times ``limit``) cost an index entry each
+        rather than a whole row."""
         if q.method not in METHODS:
             raise UnprocessableError(f"search_method must be one of {', '.join(METHODS)}")
         for kind in q.kinds:
@@ -105,12 +120,33 @@ class MemorySearch:
         results = await asyncio.gather(*(self._search_kind(actor, kind, q, query_vector) for kind in q.kinds))
         if q.method == "hybrid" and q.query.strip():
             # Fuse over all types at once: ranks within one type say nothing about another type.
-            text_hits = sorted((h for text, _ in results for h in text), key=lambda h: h.score, reverse=True)
-            vector_hits = sorted((h for _, vec in results for h in vec), key=lambda h: h.score, reverse=True)
-            hits = self._fuse(text_hits, vector_hits)
+            text_hits = sorted((h for text, _ in results for h in text), key=_by_score)
+            vector_hits = sorted((h for _, vec in results for h in vec), key=_by_score)
+            ranked = self._fuse(text_hits, vector_hits)
         else:
-            hits = sorted((h for kind_hits in results for h in kind_hits), key=lambda h: h.score, reverse=True)
-        return _cap_per_kind(hits, q.limit)
+            ranked = sorted((h for kind_hits in results for h in kind_hits), key=_by_score)
+        return await self._load(actor, q, _cap_per_kind(ranked, q.limit))
+
+    async def _load(self, actor: Actor, q: SearchQuery, ranked: list[Ranked]) -> list[Hit]:
+        """The rows of the final hits, in rank order (rows deleted meanwhile drop out)."""
+        by_kind: dict[str, list[str]] = {}
+        for hit in ranked:
+            if hit.row is None:
+                by_kind.setdefault(hit.kind.name, []).append(hit.id)
+        kinds = {hit.kind.name: hit.kind for hit in ranked}
+
+        async def rows_of(name: str, ids: list[str]) -> list[MemoryMixin]:
+            async with self._sessions() as session:
+                return list(await session.scalars(select(kinds[name].model).where(kinds[name].model.id.in_(ids))))
+
+        loaded = await asyncio.gather(*(rows_of(name, ids) for name, ids in by_kind.items()))
+        rows = {row.id: row for kind_rows in loaded for row in kind_rows}
+        hits = []
+        for hit in ranked:
+            row = hit.row or rows.get(hit.id)
+            if row is not None and self._memories._readable(actor, row, q.user_id):
+                hits.append(Hit(hit.kind, row, hit.score, hit.scores))
+        return hits
 
     def _conditions(self, actor: Actor, kind: MemoryKind, q: SearchQuery, *, owner: bool = True) -> list[Any]:
         """The SQL filters every method applies. ``owner=False`` leaves out organization and user, for
@@ -138,7 +174,7 @@ class MemorySearch:
     async def _search_kind(
         self, actor: Actor, kind: MemoryKind, q: SearchQuery, query_vector: list[float] | None
     ) -> Any:
-        """The hits of one type; for hybrid search the (text, vector) pair, fused by the caller."""
+        """The ranked ids of one type; for hybrid search the (text, vector) pair, fused by the caller."""
         conditions = self._conditions(actor, kind, q)
         async with self._sessions() as session:
             if not q.query.strip():
@@ -156,12 +192,12 @@ class MemorySearch:
                 return await self._substring(session, kind, q, conditions)
             return await self._fuzzy(session, actor, kind, q, conditions)
 
-    async def _recent(self, session: AsyncSession, kind: MemoryKind, conditions: list, limit: int) -> list[Hit]:
+    async def _recent(self, session: AsyncSession, kind: MemoryKind, conditions: list, limit: int) -> list[Ranked]:
         model = kind.model
-        rows = await session.scalars(
-            select(model).where(*conditions).order_by(model.occurred_at.desc(), model.id).limit(limit)
+        ids = await session.scalars(
+            select(model.id).where(*conditions).order_by(model.occurred_at.desc(), model.id).limit(limit)
         )
-        return [Hit(kind, row, 0.0) for row in rows]
+        return [Ranked(kind, memory_id, 0.0) for memory_id in ids]
 
     async def _text(
         self,
@@ -173,14 +209,14 @@ class MemorySearch:
         limit: int,
         *,
         prefix: bool = False,
-    ) -> list[Hit]:
+    ) -> list[Ranked]:
         terms = search_terms(q.query)
         if not terms:
             return []
         fields = (q.field,) if q.field else kind.text_fields
         query, score = self._sql.text_query(kind, terms, fields, self._owner(actor, q), prefix=prefix)
         rows = await session.execute(query.where(*conditions).order_by(score.desc(), kind.model.id).limit(limit))
-        return [Hit(kind, row, float(value), {"bm25": float(value)}) for row, value in rows]
+        return [Ranked(kind, memory_id, float(value), {"bm25": float(value)}) for memory_id, value in rows]
 
     async def _vector(
         self,
@@ -191,16 +227,20 @@ class MemorySearch:
         conditions: list,
         query_vector: list[float] | None,
         limit: int,
-    ) -> list[Hit]:
+    ) -> list[Ranked]:
         """Nearest items by cosine similarity; without a named field, an item's best field counts."""
         if query_vector is None or self._memories.embedder is None:
             return []
-        best: dict[str, Hit] = {}
+        best: dict[str, Ranked] = {}
         for field_name in (q.field,) if q.field else kind.embedded_fields:
-            for hit in await self._vector_field(session, actor, kind, q, conditions, query_vector, field_name, limit):
-                if hit.row.id not in best or hit.score > best[hit.row.id].score:
-                    best[hit.row.id] = hit
-        hits = sorted(best.values(), key=lambda hit: hit.score, reverse=True)[:limit]
+            if isinstance(self._sql, SqliteSearch):
+                found = await self._vector_from_cache(session, actor, kind, q, query_vector, field_name, limit)
+            else:
+                found = await self._vector_field(session, actor, kind, q, conditions, query_vector, field_name, limit)
+            for hit in found:
+                if hit.id not in best or hit.score > best[hit.id].score:
+                    best[hit.id] = hit
+        hits = sorted(best.values(), key=_by_score)[:limit]
         if q.similarity_threshold is not None:
             # MIRIX's threshold is a cosine *distance* bound.
             hits = [hit for hit in hits if 1.0 - hit.score < q.similarity_threshold]
@@ -216,9 +256,7 @@ class MemorySearch:
         query_vector: list[float],
         field_name: str,
         limit: int,
-    ) -> list[Hit]:
-        if isinstance(self._sql, SqliteSearch):
-            return await self._vector_from_cache(session, actor, kind, q, conditions, query_vector, field_name, limit)
+    ) -> list[Ranked]:
         e = MemoryEmbedding
         await self._sql.prepare_vector_search(session, limit)
         distance = self._sql.vector_distance(len(query_vector), query_vector).label("distance")
@@ -232,13 +270,13 @@ class MemorySearch:
         if q.user_id is not None:
             owner.append(e.user_id == q.user_id)
         rows = await session.execute(
-            select(kind.model, distance)
+            select(kind.model.id, distance)
             .join(e, e.memory_id == kind.model.id)
             .where(*owner, *conditions)
             .order_by(distance)
             .limit(limit)
         )
-        return [Hit(kind, row, 1.0 - float(d), {"embedding": 1.0 - float(d)}) for row, d in rows]
+        return [Ranked(kind, memory_id, 1.0 - float(d), {"embedding": 1.0 - float(d)}) for memory_id, d in rows]
 
     async def _vector_from_cache(
         self,
@@ -246,77 +284,89 @@ class MemorySearch:
         actor: Actor,
         kind: MemoryKind,
         q: SearchQuery,
-        conditions: list,
         query_vector: list[float],
         field_name: str,
         limit: int,
-    ) -> list[Hit]:
+    ) -> list[Ranked]:
+        model = kind.model
         key = VectorKey(actor.organization_id, q.user_id, kind.name, field_name, self._memories.embedder.model)
         by_id = self._conditions(actor, kind, q, owner=False)
         depth = limit * 4
         while True:
             candidates = await self._vectors.nearest(session, key, query_vector, depth)
-            similarity = dict(candidates)
-            rows = await session.scalars(select(kind.model).where(kind.model.id.in_(similarity), *by_id))
-            rows = [
-                r
-                for r in rows
-                if r.organization_id == actor.organization_id and (q.user_id is None or r.user_id == q.user_id)
-            ]
-            hits = sorted(
-                (Hit(kind, row, similarity[row.id], {"embedding": similarity[row.id]}) for row in rows),
-                key=lambda hit: hit.score,
-                reverse=True,
+            passing = await session.execute(
+                select(model.id, model.organization_id, model.user_id).where(
+                    model.id.in_([memory_id for memory_id, _ in candidates]), *by_id
+                )
             )
+            allowed = {
+                memory_id
+                for memory_id, organization_id, user_id in passing
+                if organization_id == actor.organization_id and (q.user_id is None or user_id == q.user_id)
+            }
+            hits = [
+                Ranked(kind, memory_id, similarity, {"embedding": similarity})
+                for memory_id, similarity in candidates
+                if memory_id in allowed
+            ]
             # Filters removed too many candidates and more exist: look deeper.
             if len(hits) >= limit or len(candidates) < depth:
                 return hits[:limit]
             depth *= 4
 
-    def _fuse(self, text_hits: list[Hit], vector_hits: list[Hit]) -> list[Hit]:
+    def _fuse(self, text_hits: list[Ranked], vector_hits: list[Ranked]) -> list[Ranked]:
         """Weighted reciprocal-rank fusion: robust to the two scores being on different scales."""
-        fused: dict[str, Hit] = {}
+        fused: dict[str, Ranked] = {}
         for weight, hits, name in (
             (self.text_weight, text_hits, "bm25"),
             (self.vector_weight, vector_hits, "embedding"),
         ):
             for rank, hit in enumerate(hits):
-                entry = fused.setdefault(hit.row.id, Hit(hit.kind, hit.row, 0.0, {}))
+                entry = fused.setdefault(hit.id, Ranked(hit.kind, hit.id, 0.0, {}))
                 entry.score += weight / (self.rrf_k + rank + 1)
                 entry.scores[name] = hit.score
-        return sorted(fused.values(), key=lambda hit: hit.score, reverse=True)
+        return sorted(fused.values(), key=_by_score)
 
-    async def _substring(self, session: AsyncSession, kind: MemoryKind, q: SearchQuery, conditions: list) -> list[Hit]:
+    async def _substring(
+        self, session: AsyncSession, kind: MemoryKind, q: SearchQuery, conditions: list
+    ) -> list[Ranked]:
         model = kind.model
         fields = (q.field,) if q.field else kind.text_fields
-        from sqlalchemy import or_
-
         needle = q.query.strip()
         match = or_(
             *(getattr(model, f).icontains(needle, autoescape=True) for f in fields if f not in kind.list_fields)
         )
-        rows = await session.scalars(
-            select(model).where(*conditions, match).order_by(model.occurred_at.desc(), model.id).limit(q.limit)
+        ids = await session.scalars(
+            select(model.id).where(*conditions, match).order_by(model.occurred_at.desc(), model.id).limit(q.limit)
         )
-        return [Hit(kind, row, 1.0, {"string_match": 1.0}) for row in rows]
+        return [Ranked(kind, memory_id, 1.0, {"string_match": 1.0}) for memory_id in ids]
 
     async def _fuzzy(
         self, session: AsyncSession, actor: Actor, kind: MemoryKind, q: SearchQuery, conditions: list
-    ) -> list[Hit]:
+    ) -> list[Ranked]:
         """Typo-tolerant: prefix matches from the text index, re-ranked by string similarity."""
         shortened = " ".join(term[:4] for term in search_terms(q.query))
         probe = SearchQuery(**{**q.__dict__, "query": shortened})
         candidates = await self._text(session, actor, kind, probe, conditions, FUZZY_CANDIDATES, prefix=True)
+        if not candidates:
+            return []
+        rows = await session.scalars(select(kind.model).where(kind.model.id.in_([c.id for c in candidates])))
         needle = q.query.lower()
         fields = (q.field,) if q.field else kind.text_fields
-        for hit in candidates:
-            hit.score = max(_partial_ratio(needle, kind.text_of(hit.row, f).lower()) for f in fields)
-            hit.scores = {"fuzzy_match": hit.score}
-        candidates.sort(key=lambda hit: hit.score, reverse=True)
-        return candidates[: q.limit]
+        ranked = []
+        for row in rows:
+            score = max(_partial_ratio(needle, kind.text_of(row, f).lower()) for f in fields)
+            ranked.append(Ranked(kind, row.id, score, {"fuzzy_match": score}, row))
+        ranked.sort(key=_by_score)
+        return ranked[: q.limit]
 
 
-def _cap_per_kind(hits: list[Hit], limit: int) -> list[Hit]:
+def _by_score(hit: Ranked) -> float:
+    """Sort key, best first; sorting is stable, so ties keep the order the database gave them."""
+    return -hit.score
+
+
+def _cap_per_kind(hits: list[Ranked], limit: int) -> list[Ranked]:
     taken: dict[str, int] = {}
     kept = []
     for hit in hits:
