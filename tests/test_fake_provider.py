@@ -521,6 +521,32 @@ async def test_latency_and_request_recording() -> None:
     assert "green tea" in recorded.prompt_text
 
 
+async def test_chunk_delay_paces_streams_and_the_log_tells_finished_from_abandoned() -> None:
+    words = " ".join(f"w{i}" for i in range(40))
+    async with FakeProvider(chunk_delay=0.02) as fake:
+        fake.queue(Reply.text("one two three four"), Reply.text(words))
+        async with openai_client(fake) as client:
+            started = time.monotonic()
+            stream = await client.chat.completions.create(model="m", messages=USER, stream=True)
+            arrivals = [time.monotonic() - started async for _ in stream]
+            stream = await client.chat.completions.create(model="m", messages=USER, stream=True)
+            async for _ in stream:
+                break
+            await stream.close()
+            async with asyncio.timeout(5):
+                while True:
+                    if fake.streams[1].ended_at is not None:
+                        break
+                    await asyncio.sleep(0.01)
+
+    finished, abandoned = fake.streams
+    assert finished.complete and finished.sent == finished.total == len(arrivals) + 1  # + "[DONE]"
+    assert arrivals[-1] >= 0.02 * (len(arrivals) - 1), "events are spaced by the delay"
+    assert finished.request.stream and abandoned.request is fake.requests[1]
+    assert abandoned.ended_at is not None and not abandoned.complete
+    assert abandoned.sent < abandoned.total // 2
+
+
 async def test_two_fakes_are_independent() -> None:
     async with FakeProvider() as one, FakeProvider() as two:
         one.queue(Reply.text("one"))

@@ -27,6 +27,7 @@ from mirix.services.actor import Actor
 from mirix.services.memory.kinds import SEARCHABLE, kind_named
 from mirix.services.memory.retrieval import Retrieval, Retriever
 from mirix.services.memory.search import MemorySearch, SearchQuery
+from mirix.services.users import UserManager
 from mirix.tools.memory_tools import SEARCH_IN_MEMORY, ToolDef
 from mirix.tools.web_search import WEB_SEARCH, WebSearch
 
@@ -190,6 +191,8 @@ class ChatAgent:
 
     async def _save(self, actor: Actor, agent_id: str, user_id: str, role: str, text: str, answer: str) -> None:
         async with self._sessions.begin() as session:
+            # Users come into being with their first write; a chat may be the first thing they do.
+            await UserManager.ensure(session, actor.organization_id, user_id)
             for message_role, content in ((role, text), ("assistant", answer)):
                 session.add(
                     Message(

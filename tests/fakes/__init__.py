@@ -4,5 +4,16 @@ from tests.fakes.embedder import embed
 from tests.fakes.provider import FakeProvider
 from tests.fakes.recorded import RecordedRequest
 from tests.fakes.replies import Fault, Reply, StatusFault, TimeoutFault, ToolCall
+from tests.fakes.script import StreamLog
 
-__all__ = ["FakeProvider", "Fault", "RecordedRequest", "Reply", "StatusFault", "TimeoutFault", "ToolCall", "embed"]
+__all__ = [
+    "FakeProvider",
+    "Fault",
+    "RecordedRequest",
+    "Reply",
+    "StatusFault",
+    "StreamLog",
+    "TimeoutFault",
+    "ToolCall",
+    "embed",
+]

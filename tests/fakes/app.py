@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,7 +22,7 @@ from tests.fakes import anthropic_format, gemini_format, ollama_format, openai_f
 from tests.fakes.embedder import embed
 from tests.fakes.recorded import Operation, Provider, RecordedRequest
 from tests.fakes.replies import Reply, StatusFault, TimeoutFault, estimate_tokens
-from tests.fakes.script import Script
+from tests.fakes.script import Script, StreamLog
 from tests.fakes.wire import ChatFormat, ErrorResponse, RenderContext, default_message, retry_headers
 
 Describe = Callable[[dict[str, Any]], tuple[str, tuple[str, ...], str]]
@@ -95,9 +95,32 @@ def _error(err: ErrorResponse) -> Response:
     return JSONResponse(err.body, status_code=err.status, headers=err.headers)
 
 
-async def _events(events: Iterator[str]) -> AsyncIterator[bytes]:
-    for event in events:
+async def _events(events: list[str], delay: float, log: StreamLog) -> AsyncIterator[bytes]:
+    for index, event in enumerate(events):
+        if index and delay > 0:
+            await asyncio.sleep(delay)
         yield event.encode()
+        log.sent += 1
+
+
+class _LoggedStream(StreamingResponse):
+    """A streamed answer that notes when it is over, however it ends.
+
+    Starlette stops the body iterator when the client disconnects; marking the end here rather than
+    in the generator covers a hang-up between two events as well as one during the delay.
+    """
+
+    def __init__(self, events: list[str], delay: float, log: StreamLog) -> None:
+        super().__init__(
+            _events(events, delay, log), media_type="text/event-stream", headers={"cache-control": "no-cache"}
+        )
+        self._log = log
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._log.ended_at = time.monotonic()
 
 
 class _Handlers:
@@ -252,12 +275,12 @@ class _Handlers:
             return _error(ErrorResponse(failure.status, failure.body, {**failure.headers, "x-should-retry": "false"}))
         if isinstance(answer, StatusFault):
             return _error(fmt.render_error(answer))
-        return self._render_reply(answer, fmt, model, stream, prompt_text, include_usage)
+        return self._render_reply(answer, fmt, model, recorded, include_usage)
 
     def _render_reply(
-        self, reply: Reply, fmt: ChatFormat, model: str, stream: bool, prompt_text: str, include_usage: bool
+        self, reply: Reply, fmt: ChatFormat, model: str, recorded: RecordedRequest, include_usage: bool
     ) -> Response:
-        prompt_tokens, completion_tokens = reply.usage(prompt_text)
+        prompt_tokens, completion_tokens = reply.usage(recorded.prompt_text)
         ctx = RenderContext(
             model=model,
             response_id=f"{fmt.response_id_prefix}{self.script.next_id()}",
@@ -267,12 +290,11 @@ class _Handlers:
             new_call_id=lambda: f"{fmt.call_id_prefix}{self.script.next_id()}",
             include_usage=include_usage,
         )
-        if stream:
-            return StreamingResponse(
-                _events(fmt.render_stream(reply, ctx)),
-                media_type="text/event-stream",
-                headers={"cache-control": "no-cache"},
-            )
+        if recorded.stream:
+            events = list(fmt.render_stream(reply, ctx))
+            log = StreamLog(recorded, total=len(events))
+            self.script.streams.append(log)
+            return _LoggedStream(events, self.script.chunk_delay, log)
         return JSONResponse(fmt.render(reply, ctx))
 
     async def embeddings(

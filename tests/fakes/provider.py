@@ -81,11 +81,18 @@ class FakeProvider(Script):
         host: str = "127.0.0.1",
         port: int = 0,
         latency: float = 0.0,
+        chunk_delay: float = 0.0,
         embedding_dim: int = DEFAULT_DIMENSION,
         responder: Responder | None = None,
         default_text: str = "ok",
     ) -> None:
-        super().__init__(latency=latency, embedding_dim=embedding_dim, responder=responder, default_text=default_text)
+        super().__init__(
+            latency=latency,
+            chunk_delay=chunk_delay,
+            embedding_dim=embedding_dim,
+            responder=responder,
+            default_text=default_text,
+        )
         self.host = host
         self._requested_port = port
         self._port: int | None = None

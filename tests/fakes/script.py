@@ -9,10 +9,29 @@ from __future__ import annotations
 import inspect
 import itertools
 from collections import deque
+from dataclasses import dataclass
 
 from tests.fakes.embedder import DEFAULT_DIMENSION
 from tests.fakes.recorded import RecordedRequest
 from tests.fakes.replies import EmbeddingFault, Reply, Responder, Scripted
+
+
+@dataclass
+class StreamLog:
+    """How far one streamed answer got: events sent, and whether and when the response ended.
+
+    ``ended_at`` (``time.monotonic()``) is set when the response is over, whether it ran to its
+    last event or the client hung up; ``complete`` tells the two apart.
+    """
+
+    request: RecordedRequest
+    total: int
+    sent: int = 0
+    ended_at: float | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.sent == self.total
 
 
 class Script:
@@ -28,18 +47,23 @@ class Script:
         self,
         *,
         latency: float = 0.0,
+        chunk_delay: float = 0.0,
         embedding_dim: int = DEFAULT_DIMENSION,
         responder: Responder | None = None,
         default_text: str = "ok",
     ) -> None:
         self.latency = latency
         """Seconds added before every response (before the first byte of a stream)."""
+        self.chunk_delay = chunk_delay
+        """Seconds between the events of a streamed answer (a slow model writing token by token)."""
         self.embedding_dim = embedding_dim
         """Vector size when the request does not ask for one (OpenAI ``dimensions``, Gemini
         ``outputDimensionality``, Ollama ``dimensions``)."""
         self.responder = responder
         self.default_text = default_text
         self.requests: list[RecordedRequest] = []
+        self.streams: list[StreamLog] = []
+        """One entry per streamed chat answer, in the order they started."""
         self.errors: list[BaseException] = []
         """Exceptions raised by the responder; re-raised when the fake stops, so a buggy
         responder fails the test instead of surfacing as a puzzling 500."""
@@ -73,6 +97,7 @@ class Script:
         self._queue.clear()
         self._embedding_faults.clear()
         self.requests.clear()
+        self.streams.clear()
         self.errors.clear()
 
     # The methods below are the server's side of the script.

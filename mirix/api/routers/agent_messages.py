@@ -4,6 +4,7 @@ or, sent to a meta memory agent as in MIRIX, queue the message for memory extrac
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -19,6 +20,7 @@ from mirix.schemas.jobs import AddMemoryRequest
 from mirix.services.meta_agents import META
 
 router = APIRouter(prefix="/agents", tags=["agents"])
+logger = logging.getLogger(__name__)
 
 ZERO_USAGE = {
     "message_type": "usage_statistics",
@@ -65,6 +67,9 @@ async def send_message(server: Server, actor: CurrentActor, agent_id: IdStr, bod
                     yield f"data: {event.as_json()}\n\n"
             except LLMError as exc:  # the status line is gone already: report the failure in the stream
                 yield f"data: {json.dumps({'message_type': 'error', 'detail': f'LLM provider error: {exc}'})}\n\n"
+            except Exception:  # a bug: logged with its traceback, and the client still gets a closed stream
+                logger.exception("chat stream of agent %s failed", agent_id)
+                yield f"data: {json.dumps({'message_type': 'error', 'detail': 'Internal server error'})}\n\n"
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(
