@@ -117,7 +117,20 @@ class MemorySearch:
         query_vector = None
         if q.query.strip() and q.method in ("embedding", "hybrid") and self._memories.embedder is not None:
             query_vector = normalise(await self._memories.embedder.embed_query(q.query))
-        results = await asyncio.gather(*(self._search_kind(actor, kind, q, query_vector) for kind in q.kinds))
+        if len(q.kinds) == 1:  # the common case: search and load in one session
+            async with self._sessions() as session:
+                results = [await self._search_kind(session, actor, q.kinds[0], q, query_vector)]
+                return await self._load(session, actor, q, self._rank(q, results))
+
+        async def search_kind(kind: MemoryKind) -> Any:
+            async with self._sessions() as session:
+                return await self._search_kind(session, actor, kind, q, query_vector)
+
+        results = await asyncio.gather(*(search_kind(kind) for kind in q.kinds))
+        async with self._sessions() as session:
+            return await self._load(session, actor, q, self._rank(q, results))
+
+    def _rank(self, q: SearchQuery, results: list[Any]) -> list[Ranked]:
         if q.method == "hybrid" and q.query.strip():
             # Fuse over all types at once: ranks within one type say nothing about another type.
             text_hits = sorted((h for text, _ in results for h in text), key=_by_score)
@@ -125,22 +138,19 @@ class MemorySearch:
             ranked = self._fuse(text_hits, vector_hits)
         else:
             ranked = sorted((h for kind_hits in results for h in kind_hits), key=_by_score)
-        return await self._load(actor, q, _cap_per_kind(ranked, q.limit))
+        return _cap_per_kind(ranked, q.limit)
 
-    async def _load(self, actor: Actor, q: SearchQuery, ranked: list[Ranked]) -> list[Hit]:
+    async def _load(self, session: AsyncSession, actor: Actor, q: SearchQuery, ranked: list[Ranked]) -> list[Hit]:
         """The rows of the final hits, in rank order (rows deleted meanwhile drop out)."""
         by_kind: dict[str, list[str]] = {}
         for hit in ranked:
             if hit.row is None:
                 by_kind.setdefault(hit.kind.name, []).append(hit.id)
         kinds = {hit.kind.name: hit.kind for hit in ranked}
-
-        async def rows_of(name: str, ids: list[str]) -> list[MemoryMixin]:
-            async with self._sessions() as session:
-                return list(await session.scalars(select(kinds[name].model).where(kinds[name].model.id.in_(ids))))
-
-        loaded = await asyncio.gather(*(rows_of(name, ids) for name, ids in by_kind.items()))
-        rows = {row.id: row for kind_rows in loaded for row in kind_rows}
+        rows: dict[str, MemoryMixin] = {}
+        for name, ids in by_kind.items():
+            model = kinds[name].model
+            rows.update((row.id, row) for row in await session.scalars(select(model).where(model.id.in_(ids))))
         hits = []
         for hit in ranked:
             row = hit.row or rows.get(hit.id)
@@ -172,25 +182,29 @@ class MemorySearch:
         return Owner(actor.organization_id, q.user_id, scopes)
 
     async def _search_kind(
-        self, actor: Actor, kind: MemoryKind, q: SearchQuery, query_vector: list[float] | None
+        self,
+        session: AsyncSession,
+        actor: Actor,
+        kind: MemoryKind,
+        q: SearchQuery,
+        query_vector: list[float] | None,
     ) -> Any:
         """The ranked ids of one type; for hybrid search the (text, vector) pair, fused by the caller."""
         conditions = self._conditions(actor, kind, q)
-        async with self._sessions() as session:
-            if not q.query.strip():
-                return await self._recent(session, kind, conditions, q.limit)
-            if q.method == "bm25":
-                return await self._text(session, actor, kind, q, conditions, q.limit)
-            if q.method == "embedding":
-                return await self._vector(session, actor, kind, q, conditions, query_vector, q.limit)
-            if q.method == "hybrid":
-                depth = max(q.limit * 3, 30)
-                text_hits = await self._text(session, actor, kind, q, conditions, depth)
-                vector_hits = await self._vector(session, actor, kind, q, conditions, query_vector, depth)
-                return text_hits, vector_hits
-            if q.method == "string_match":
-                return await self._substring(session, kind, q, conditions)
-            return await self._fuzzy(session, actor, kind, q, conditions)
+        if not q.query.strip():
+            return await self._recent(session, kind, conditions, q.limit)
+        if q.method == "bm25":
+            return await self._text(session, actor, kind, q, conditions, q.limit)
+        if q.method == "embedding":
+            return await self._vector(session, actor, kind, q, conditions, query_vector, q.limit)
+        if q.method == "hybrid":
+            depth = max(q.limit * 3, 30)
+            text_hits = await self._text(session, actor, kind, q, conditions, depth)
+            vector_hits = await self._vector(session, actor, kind, q, conditions, query_vector, depth)
+            return text_hits, vector_hits
+        if q.method == "string_match":
+            return await self._substring(session, kind, q, conditions)
+        return await self._fuzzy(session, actor, kind, q, conditions)
 
     async def _recent(self, session: AsyncSession, kind: MemoryKind, conditions: list, limit: int) -> list[Ranked]:
         model = kind.model
