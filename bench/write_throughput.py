@@ -118,6 +118,12 @@ class Server:
         self.key = (self.data_dir / "api_key").read_text().strip()
         return self
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used so far, from /proc."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     async def __aexit__(self, *exc: object) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGINT)
@@ -152,6 +158,7 @@ async def run_adds(server: Server, fake: FakeProvider, adds: int, users: int) ->
             response.raise_for_status()
             return response.json()["job_id"]
 
+        cpu_before = server.cpu_seconds(), time.process_time()
         job_ids = await asyncio.gather(*(add(i) for i in range(adds)))
         # One user's jobs finish in order, so watching each user's last job is enough; polling every
         # job would load the server being measured.
@@ -163,6 +170,8 @@ async def run_adds(server: Server, fake: FakeProvider, adds: int, users: int) ->
                 if (await client.get(f"/memory/jobs/{job_id}")).json()["status"] in ("succeeded", "failed"):
                     pending.discard(job_id)
         elapsed = time.perf_counter() - started
+        server_cpu = server.cpu_seconds() - cpu_before[0]
+        bench_cpu = time.process_time() - cpu_before[1]
         jobs = {job_id: (await client.get(f"/memory/jobs/{job_id}")).json() for job_id in job_ids}
     failed = sum(job["status"] == "failed" for job in jobs.values())
     return {
@@ -174,6 +183,8 @@ async def run_adds(server: Server, fake: FakeProvider, adds: int, users: int) ->
         "failed": failed,
         "llm_calls_per_add": statistics.mean(job["llm_calls"] for job in jobs.values()),
         "job_ms_median": statistics.median(job["duration_ms"] for job in jobs.values()),
+        "server_cpu_ms_per_add": 1000 * server_cpu / adds,
+        "bench_cpu_ms_per_add": 1000 * bench_cpu / adds,  # the fake provider and the clients
     }
 
 
@@ -239,7 +250,8 @@ async def main() -> None:
         print(
             f"{name:>14}: {row['adds']} adds / {row['users']} users, {row['workers']} workers: "
             f"{row['seconds']:.1f} s, {row['adds_per_second']:.2f} adds/s, {row['llm_calls_per_add']:.2f} "
-            f"LLM calls/add, median job {row['job_ms_median']:.0f} ms, failed {row['failed']}"
+            f"LLM calls/add, median job {row['job_ms_median']:.0f} ms, failed {row['failed']}; CPU ms per add: "
+            f"server {row['server_cpu_ms_per_add']:.0f}, fake provider + clients {row['bench_cpu_ms_per_add']:.0f}"
         )
     print(f"speed-up over one-at-a-time: {results['speedup']:.1f}x")
     ack = results["ack"]

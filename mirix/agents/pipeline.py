@@ -93,16 +93,15 @@ class MemoryPipeline:
         payload = job.payload
         messages = payload["messages"]
         occurred_at = job.occurred_at or job.created_at
-        workspace = await self._workspace(job, actor, messages, occurred_at)
         metadata = {"job_id": job.id, "organization_id": job.organization_id, "agent": "meta_memory_agent"}
         parts = conversation_parts(messages)
 
         requested = payload.get("memory_types")
-        routing = (
-            Routing(list(requested), "")
-            if requested
-            else await self._route(llm, parts, occurred_at, await prompts("meta_memory_agent"), metadata)
+        # Routing needs only the conversation, so the LLM call runs while the core blocks are read.
+        routing, blocks = await asyncio.gather(
+            self._routing(requested, llm, parts, occurred_at, prompts, metadata), self._blocks_of(job, actor)
         )
+        workspace = await self._workspace(job, actor, messages, occurred_at, routing.memory_types, blocks)
         runs = await asyncio.gather(
             *(
                 self._run_memory_agent(memory_type, llm, parts, workspace, routing, prompts, job)
@@ -119,6 +118,19 @@ class MemoryPipeline:
             # failed with this error if the calls keep failing.
             raise LLMBadResponseError("tool calls kept failing: " + " | ".join(unresolved)[:1000], transient=True)
         return await self._commit(job, actor, workspace)
+
+    async def _routing(
+        self,
+        requested: list[str] | None,
+        llm: LLMClient,
+        parts: list,
+        occurred_at: datetime,
+        prompts: Callable[[str], Awaitable[str]],
+        metadata: dict[str, Any],
+    ) -> Routing:
+        if requested:
+            return Routing(list(requested), "")
+        return await self._route(llm, parts, occurred_at, await prompts("meta_memory_agent"), metadata)
 
     async def _route(
         self, llm: LLMClient, parts: list, occurred_at: datetime, system: str, metadata: dict[str, Any]
@@ -192,11 +204,25 @@ class MemoryPipeline:
 
         return search
 
-    async def _workspace(self, job: Job, actor: Actor, messages: list, occurred_at: datetime) -> Workspace:
-        """The snapshot the agents see, retrieved once per job: relevant items of every type and
-        the user's core blocks (copied from the scope's templates the first time)."""
+    async def _blocks_of(self, job: Job, actor: Actor) -> list:
+        """The user's core blocks (copied from the scope's templates the first time), with the
+        job's ``block_filter_tags`` applied."""
+        payload = job.payload
+        blocks = await self._blocks.ensure_from_templates(actor, job.user_id, payload.get("block_filter_tags"))
+        if payload.get("block_filter_tags"):
+            await self._blocks.apply_filter_tags(
+                actor, job.user_id, payload["block_filter_tags"], payload.get("block_filter_tags_update_mode", "merge")
+            )
+        return blocks
+
+    async def _workspace(
+        self, job: Job, actor: Actor, messages: list, occurred_at: datetime, memory_types: list[str], blocks: list
+    ) -> Workspace:
+        """The snapshot the agents see, retrieved once per job: relevant items of each type an agent
+        will work on (only those: the others would be searched for nobody) and the core blocks."""
         text = conversation_text(messages)[-4000:]
         snapshot_actor = workspace_actor(job)
+        kinds = [kind for kind in SEARCHABLE if kind.name in memory_types]
         searches = [
             self._search.search(
                 snapshot_actor,
@@ -209,19 +235,13 @@ class MemoryPipeline:
                     scope=actor.write_scope,
                 ),
             )
-            for kind in SEARCHABLE
+            for kind in kinds
         ]
         results = await asyncio.gather(*searches)
         shown = {kind.name: Shown(kind) for kind in SEARCHABLE}
-        for kind, hits in zip(SEARCHABLE, results, strict=True):
+        for kind, hits in zip(kinds, results, strict=True):
             for hit in hits:
                 shown[kind.name].add(hit.row)
-        payload = job.payload
-        blocks = await self._blocks.ensure_from_templates(actor, job.user_id, payload.get("block_filter_tags"))
-        if payload.get("block_filter_tags"):
-            await self._blocks.apply_filter_tags(
-                actor, job.user_id, payload["block_filter_tags"], payload.get("block_filter_tags_update_mode", "merge")
-            )
         return Workspace(job.user_id, occurred_at, shown, {block.label: block for block in blocks})
 
     async def _commit(self, job: Job, actor: Actor, workspace: Workspace) -> list[str]:
@@ -246,9 +266,10 @@ class MemoryPipeline:
         tags = job.payload.get("filter_tags") or {}
         written: list[str] = []
         async with self._sessions.begin() as session:
-            # An earlier attempt cannot have committed (its writes and its success are one
-            # transaction), but rows carrying this job id are removed first all the same.
-            await MemoryManager.purge(session, SEARCHABLE, lambda model: [model.job_id == job.id])
+            if job.attempts > 1:
+                # An earlier attempt cannot have committed (its writes and its success are one
+                # transaction), but a retry removes rows carrying this job id first all the same.
+                await MemoryManager.purge(session, SEARCHABLE, lambda model: [model.job_id == job.id])
             for (kind, items, _), item_vectors in zip(insert_requests, vectors, strict=False):
                 rows = await self._memories.stage_inserts(
                     session, actor, kind, job.user_id, items, item_vectors, job.id, tags

@@ -166,9 +166,15 @@ class BlockManager(Manager):
         """Give the user copies of the write scope's template blocks, the first time only."""
         scope = actor.require_write_scope()
         extra = {k: v for k, v in (block_filter_tags or {}).items() if k != "scope"}
+        live = (Block.organization_id == actor.organization_id, Block.scope == scope, Block.deleted_at.is_(None))
+        # Read first: after the first time this is all there is to do, and a read needs no write
+        # transaction (on SQLite, one writer at a time).
+        async with self._sessions() as session:
+            owned = list(await session.scalars(select(Block).where(*live, Block.user_id == user_id)))
+        if owned:
+            return owned
         async with self._sessions.begin() as session:
             await UserManager.ensure(session, actor.organization_id, user_id)
-            live = (Block.organization_id == actor.organization_id, Block.scope == scope, Block.deleted_at.is_(None))
             owned = list(await session.scalars(select(Block).where(*live, Block.user_id == user_id)))
             if owned:
                 return owned
