@@ -190,6 +190,26 @@ async def test_close_during_a_batch_fails_cleanly() -> None:
         await task
 
 
+async def test_concurrent_requests_share_runs(provider: LocalMiniLMProvider, monkeypatch) -> None:
+    """Requests waiting for the worker thread are embedded together, and each still gets exactly
+    its own vectors back, in its own order."""
+    runs: list[int] = []
+    real = provider._embed_sync
+
+    def counting(texts: list[str]) -> list[list[float]]:
+        runs.append(len(texts))
+        return real(texts)
+
+    monkeypatch.setattr(provider, "_embed_sync", counting)
+    requests = [[f"job {i} wrote a note about topic {i}", f"a longer second sentence number {i} " * (i % 3 + 1)]
+                for i in range(12)]  # fmt: skip
+    results = await asyncio.gather(*(provider.embed(texts) for texts in requests))
+    assert len(runs) < len(requests) and sum(runs) == 24  # merged, nothing lost or repeated
+    for texts, vectors in zip(requests, results, strict=True):
+        alone = real(texts)
+        assert all(abs(a - b) < 1e-4 for v, w in zip(vectors, alone, strict=True) for a, b in zip(v, w, strict=True))
+
+
 async def test_query_cache_hits_and_misses(provider: LocalMiniLMProvider) -> None:
     embedder = CachedEmbedder(provider, QueryEmbeddingCache(max_entries=2))
     first = await embedder.embed_query("where did I park")
@@ -210,6 +230,30 @@ async def test_query_cache_hits_and_misses(provider: LocalMiniLMProvider) -> Non
     await embedder.embed(["documents", "bypass the cache"])
     assert (embedder.cache.hits, embedder.cache.misses) == (hits, misses + 1)
     assert embedder.dim == 384 and embedder.model == "all-MiniLM-L6-v2"
+
+
+async def test_concurrent_queries_for_one_text_embed_it_once() -> None:
+    class Counting:
+        provider, model, dim = "counting", "m", 3
+        calls = 0
+
+        async def embed(self, texts: list[str]) -> list[list[float]]:
+            Counting.calls += 1
+            await asyncio.sleep(0.05)
+            if texts == ["boom"]:
+                raise EmbeddingError("provider down")
+            return [[1.0, 0.0, 0.0] for _ in texts]
+
+    embedder = CachedEmbedder(Counting())
+    results = await asyncio.gather(*(embedder.embed_query("same question") for _ in range(5)))
+    assert Counting.calls == 1 and all(r == [1.0, 0.0, 0.0] for r in results)
+    results[0].append(9.0)  # callers get their own lists
+    assert results[1] == [1.0, 0.0, 0.0]
+
+    outcomes = await asyncio.gather(*(embedder.embed_query("boom") for _ in range(3)), return_exceptions=True)
+    assert Counting.calls == 2 and all(isinstance(o, EmbeddingError) for o in outcomes)
+    assert await embedder.embed_query("same question") == [1.0, 0.0, 0.0]  # from the cache
+    assert Counting.calls == 2 and not embedder._in_flight
 
 
 def test_cache_keys_separate_models() -> None:

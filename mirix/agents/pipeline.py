@@ -80,8 +80,10 @@ class MemoryPipeline:
         blocks: Any,
         sessions: Any,
         *,
+        stage_steps: Callable[[Any, str], Awaitable[None]] | None = None,
         max_steps: int = 3,
     ) -> None:
+        self._stage_steps = stage_steps
         self._memories = memories
         self._search = search
         self._blocks = blocks
@@ -97,11 +99,15 @@ class MemoryPipeline:
         parts = conversation_parts(messages)
 
         requested = payload.get("memory_types")
-        # Routing needs only the conversation, so the LLM call runs while the core blocks are read.
-        routing, blocks = await asyncio.gather(
-            self._routing(requested, llm, parts, occurred_at, prompts, metadata), self._blocks_of(job, actor)
+        snapshot_query = conversation_text(messages)[-4000:]
+        # Routing needs only the conversation, so the LLM call runs while the core blocks are read
+        # and the snapshot's query is embedded (the searches after routing then find it cached).
+        routing, blocks, _ = await asyncio.gather(
+            self._routing(requested, llm, parts, occurred_at, prompts, metadata),
+            self._blocks_of(job, actor),
+            self._search.embed_query(snapshot_query),
         )
-        workspace = await self._workspace(job, actor, messages, occurred_at, routing.memory_types, blocks)
+        workspace = await self._workspace(job, snapshot_query, occurred_at, routing.memory_types, blocks)
         runs = await asyncio.gather(
             *(
                 self._run_memory_agent(memory_type, llm, parts, workspace, routing, prompts, job)
@@ -216,11 +222,10 @@ class MemoryPipeline:
         return blocks
 
     async def _workspace(
-        self, job: Job, actor: Actor, messages: list, occurred_at: datetime, memory_types: list[str], blocks: list
+        self, job: Job, text: str, occurred_at: datetime, memory_types: list[str], blocks: list
     ) -> Workspace:
         """The snapshot the agents see, retrieved once per job: relevant items of each type an agent
         will work on (only those: the others would be searched for nobody) and the core blocks."""
-        text = conversation_text(messages)[-4000:]
         snapshot_actor = workspace_actor(job)
         kinds = [kind for kind in SEARCHABLE if kind.name in memory_types]
         searches = [
@@ -232,7 +237,7 @@ class MemoryPipeline:
                     method="hybrid",
                     limit=SNAPSHOT_ITEMS,
                     user_id=job.user_id,
-                    scope=actor.write_scope,
+                    scope=job.scope,
                 ),
             )
             for kind in kinds
@@ -309,6 +314,8 @@ class MemoryPipeline:
                 )
                 block.value, block.last_updated_by_id = value, actor.client_id
                 written.append(block.id)
+            if self._stage_steps is not None:
+                await self._stage_steps(session, job.id)
             # Only while this replica still holds the job: one that lost its lease (stalled past it
             # while another replica took the job over) rolls all of the above back instead.
             finished = await session.execute(

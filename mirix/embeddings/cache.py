@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from array import array
@@ -67,6 +68,9 @@ class CachedEmbedder:
         self.cache = cache if cache is not None else QueryEmbeddingCache()
         #: A second level that replicas share (Redis), consulted after this process's LRU misses.
         self.shared = shared
+        # Queries being embedded right now: a job searching several memory types at once asks for
+        # the same text concurrently, and should pay for one embedding.
+        self._in_flight: dict[CacheKey, asyncio.Future[list[float]]] = {}
 
     @property
     def model(self) -> str:
@@ -81,6 +85,24 @@ class CachedEmbedder:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
+        pending = self._in_flight.get(key)
+        if pending is not None:
+            return list(await asyncio.shield(pending))
+        future: asyncio.Future[list[float]] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            vector = await self._embed_uncached(key, text)
+        except BaseException as exc:
+            future.set_exception(exc if isinstance(exc, Exception) else EmbeddingError("query embedding cancelled"))
+            future.exception()  # retrieved here, so an unawaited failure is not reported as lost
+            raise
+        else:
+            future.set_result(vector)
+            return vector
+        finally:
+            del self._in_flight[key]
+
+    async def _embed_uncached(self, key: CacheKey, text: str) -> list[float]:
         shared_key = None
         if self.shared is not None and self.shared.enabled("embedding"):
             shared_key = f"{key[0]}:{key[1]}:{hashlib.sha256(text.encode()).hexdigest()}"

@@ -13,8 +13,9 @@ import asyncio
 import gzip
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import TYPE_CHECKING, TypeVar
@@ -125,6 +126,10 @@ class LocalMiniLMProvider:
     concurrent runs on a small machine would only compete with each other and the event loop.
     Large inputs are split into sub-batches that are submitted one at a time, so a query embedded
     concurrently waits for at most one sub-batch, not for a whole document import.
+
+    Requests waiting for the thread are embedded together (up to ``batch_size`` texts per run):
+    a run has a fixed cost of several milliseconds, so when many jobs each embed a few short
+    texts at once, one run for all of them shortens everyone's wait.
     """
 
     provider = "local"
@@ -155,6 +160,8 @@ class LocalMiniLMProvider:
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mirix-embed")
+        self._waiting: deque[tuple[list[str], Future[list[list[float]]]]] = deque()
+        self._waiting_lock = threading.Lock()
         self._load_lock = threading.Lock()
         self._model: _Model | None = None
         self._closed = False
@@ -175,6 +182,49 @@ class LocalMiniLMProvider:
 
     def _embed_sync(self, texts: list[str]) -> list[list[float]]:
         return self._loaded_model().embed(texts).tolist()
+
+    def _run_waiting(self) -> None:
+        """On the worker thread: embed the oldest waiting requests in one run (up to ``batch_size``
+        texts). Every request submits one of these, so none is left behind; a call that finds the
+        queue emptied by an earlier one returns at once."""
+        taken: list[tuple[list[str], Future[list[list[float]]]]] = []
+        count = 0
+        with self._waiting_lock:
+            while self._waiting and (not taken or count + len(self._waiting[0][0]) <= self.batch_size):
+                texts, future = self._waiting.popleft()
+                if future.set_running_or_notify_cancel():  # False: its caller gave up waiting
+                    taken.append((texts, future))
+                    count += len(texts)
+        if not taken:
+            return
+        texts = [text for chunk, _ in taken for text in chunk]
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding in the run
+        try:
+            sorted_vectors = self._embed_sync([texts[i] for i in order])
+        except BaseException as exc:
+            for _, future in taken:
+                future.set_exception(exc)
+            return
+        vectors: list[list[float]] = [[]] * len(texts)
+        for i, vector in zip(order, sorted_vectors, strict=True):
+            vectors[i] = vector
+        start = 0
+        for chunk, future in taken:
+            future.set_result(vectors[start : start + len(chunk)])
+            start += len(chunk)
+
+    async def _embed_batch(self, texts: list[str]) -> list[list[float]]:
+        if self._closed:
+            raise EmbeddingError("the local embedding provider is closed")
+        future: Future[list[list[float]]] = Future()
+        with self._waiting_lock:
+            self._waiting.append((texts, future))
+        try:
+            self._executor.submit(self._run_waiting)
+        except RuntimeError as exc:  # shut down between the check above and the submit
+            future.cancel()
+            raise EmbeddingError("the local embedding provider is closed") from exc
+        return await asyncio.wrap_future(future)
 
     async def _submit(self, fn: Callable[..., T], *args: object) -> T:
         if self._closed:
@@ -201,7 +251,7 @@ class LocalMiniLMProvider:
         for start in range(0, len(order), self.batch_size):
             indices = order[start : start + self.batch_size]
             # Awaited one at a time (not gathered) so other callers' work can interleave.
-            vectors = await self._submit(self._embed_sync, [texts[i] for i in indices])
+            vectors = await self._embed_batch([texts[i] for i in indices])
             for i, vector in zip(indices, vectors, strict=True):
                 results[i] = vector
         return results  # type: ignore[return-value]

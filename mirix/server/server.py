@@ -120,7 +120,12 @@ class AsyncServer:
             timeout=settings.llm_timeout_seconds,
         )
         self.pipeline = MemoryPipeline(
-            self.memories, self.search, self.blocks, self.sessions, max_steps=settings.agent_max_steps
+            self.memories,
+            self.search,
+            self.blocks,
+            self.sessions,
+            stage_steps=self.jobs.stage_steps,
+            max_steps=settings.agent_max_steps,
         )
         self.job_runner = JobRunner(
             self.sessions,
@@ -290,21 +295,23 @@ class AsyncServer:
         organization_id = metadata.get("organization_id")
         if organization_id is None:
             return
+        step = Step(
+            id=new_id("step"),
+            organization_id=organization_id,
+            job_id=metadata.get("job_id"),
+            agent_id=metadata.get("agent"),
+            provider=record.provider,
+            model=record.model,
+            latency_ms=int(record.latency_ms),
+            prompt_tokens=record.prompt_tokens,
+            completion_tokens=record.completion_tokens,
+            error=record.error,
+        )
+        if step.job_id is not None:
+            self.jobs.hold_step(step)  # written with the job's end (or retry), in the same transaction
+            return
         async with self.sessions.begin() as session:
-            session.add(
-                Step(
-                    id=new_id("step"),
-                    organization_id=organization_id,
-                    job_id=metadata.get("job_id"),
-                    agent_id=metadata.get("agent"),
-                    provider=record.provider,
-                    model=record.model,
-                    latency_ms=int(record.latency_ms),
-                    prompt_tokens=record.prompt_tokens,
-                    completion_tokens=record.completion_tokens,
-                    error=record.error,
-                )
-            )
+            session.add(step)
 
     async def authenticate(
         self, *, api_key: str | None, bearer: str | None, client_id: str | None, org_id: str | None

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirix.db.base import new_id
 from mirix.db.models import Job, Step
@@ -59,6 +60,7 @@ class JobManager(Manager):
     ) -> None:
         super().__init__(sessions)
         self._finished: dict[str, asyncio.Event] = {}
+        self._steps: dict[str, list[Step]] = {}
         self.replica_id = replica_id
         self.lease = timedelta(seconds=lease_seconds)
         self._single_node = single_node
@@ -133,9 +135,28 @@ class JobManager(Manager):
                 update(Job).where(Job.status == RUNNING, Job.locked_by == self.replica_id).values(locked_until=utcnow())
             )
 
+    # --- steps: one row per LLM call, written with the job's next change -------------------------
+
+    def hold_step(self, step: Step) -> None:
+        """Keep the steps row of a running job's LLM call until the job's next write (its end or a
+        retry) instead of a write transaction per call: on SQLite writers take turns."""
+        self._steps.setdefault(step.job_id, []).append(step)
+
+    async def stage_steps(self, session: AsyncSession, job_id: str) -> None:
+        """Add the job's held steps rows to ``session`` (before the UPDATE that counts them)."""
+        steps = self._steps.pop(job_id, [])
+        if steps:
+            session.add_all(steps)
+            await session.flush()
+
+    def drop_steps(self, job_id: str) -> None:
+        """Forget held steps rows of a job this replica no longer runs (shut down, or taken over)."""
+        self._steps.pop(job_id, None)
+
     async def fail(self, job_id: str, error: str) -> bool:
         """End a job this replica holds as failed; False (and no change) if its lease was lost."""
         async with self._sessions.begin() as session:
+            await self.stage_steps(session, job_id)
             result = await session.execute(
                 update(Job)
                 .where(*held_by(job_id, self.replica_id))
@@ -163,6 +184,7 @@ class JobManager(Manager):
     async def note_retry(self, job_id: str, error: str) -> None:
         """Record a transient failure; the job stays running and is attempted again."""
         async with self._sessions.begin() as session:
+            await self.stage_steps(session, job_id)
             result = await session.execute(
                 update(Job)
                 .where(*held_by(job_id, self.replica_id))

@@ -62,6 +62,7 @@ class JobRunner:
             if self._observe is not None:
                 self._observe(outcome, time.perf_counter() - started)
         finally:
+            self._jobs.drop_steps(job_id)  # held by an attempt that ended without writing them
             self._jobs.notify(job_id)
             job_id_var.reset(job_token)
             request_id_var.reset(request_token)

@@ -102,6 +102,11 @@ class MemorySearch:
         self.vector_weight = vector_weight
         self.rrf_k = rrf_k
 
+    async def embed_query(self, query: str) -> None:
+        """Embed ``query`` ahead of a search that will need it (it lands in the query cache)."""
+        if query.strip() and self._memories.embedder is not None:
+            await self._memories.embedder.embed_query(query)
+
     async def search(self, actor: Actor, q: SearchQuery) -> list[Hit]:
         """Up to ``q.limit`` hits per type, ordered by score across types (higher is better).
 
