@@ -1,8 +1,9 @@
-"""User time zones: IANA names, validated once at the edge."""
+"""Time zones and timestamps: IANA names validated once at the edge; instants always UTC-aware."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # MIRIX stores zones like "America/New_York (UTC-05:00)"; the part before the bracket is the name.
@@ -18,3 +19,13 @@ def normalize_timezone(value: str) -> str:
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "America" is a directory
         raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Europe/Paris'") from None
     return name
+
+
+def as_utc(value: datetime) -> datetime:
+    """A timestamp without a zone is taken as UTC (what MIRIX clients send); others keep theirs."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def parse_iso(value: str) -> datetime:
+    """An ISO 8601 date or datetime ("Z" allowed), zone-aware; ``ValueError`` if it is not one."""
+    return as_utc(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))

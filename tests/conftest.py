@@ -111,6 +111,14 @@ async def server(settings: Settings) -> AsyncIterator[AsyncServer]:
 
 
 @pytest.fixture
+async def workers(server: AsyncServer) -> AsyncIterator[AsyncServer]:
+    """The server with its job workers running (memory jobs get processed)."""
+    await server.start_workers()
+    yield server
+    await server.stop_workers()
+
+
+@pytest.fixture
 async def http(server: AsyncServer) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for the app (no credentials; tenants carry their own headers)."""
     app = create_app(server=server)

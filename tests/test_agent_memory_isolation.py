@@ -119,13 +119,6 @@ async def fake():
         yield provider
 
 
-@pytest.fixture
-async def workers(server: AsyncServer):
-    await server.start_workers()
-    yield server
-    await server.stop_workers()
-
-
 # -- what the database holds -----------------------------------------------------------------
 
 

@@ -27,13 +27,6 @@ async def fake():
         yield provider
 
 
-@pytest.fixture
-async def workers(server: AsyncServer):
-    await server.start_workers()
-    yield server
-    await server.stop_workers()
-
-
 async def scrape(http: httpx.AsyncClient) -> tuple[str, dict[str, list]]:
     response = await http.get("/metrics")
     assert response.status_code == 200

@@ -57,13 +57,6 @@ async def fake():
         yield provider
 
 
-@pytest.fixture
-async def workers(server: AsyncServer):
-    await server.start_workers()
-    yield server
-    await server.stop_workers()
-
-
 def llm_config(fake: FakeProvider) -> dict:
     return {
         "model": "gpt-test",

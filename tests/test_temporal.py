@@ -359,3 +359,22 @@ def test_date_range_is_frozen() -> None:
     result = parse_temporal_expression("today", now=NOW)
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.start = NOW  # type: ignore[misc]
+
+
+def test_wire_timestamps_are_utc_aware():
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from mirix.schemas.jobs import AddMemoryRequest
+    from mirix.timezones import as_utc, parse_iso
+
+    assert parse_iso("2024-05-01") == datetime(2024, 5, 1, tzinfo=UTC)
+    assert parse_iso(" 2024-05-01T10:00:00Z ") == datetime(2024, 5, 1, 10, tzinfo=UTC)
+    plus_two = parse_iso("2024-05-01T10:00:00+02:00")
+    assert plus_two.utcoffset() == timedelta(hours=2) and plus_two == datetime(2024, 5, 1, 8, tzinfo=UTC)
+    assert as_utc(datetime(2024, 1, 1)).tzinfo is UTC
+    east = datetime(2024, 1, 1, tzinfo=timezone(timedelta(hours=9)))
+    assert as_utc(east) is east
+    with pytest.raises(ValueError):
+        parse_iso("yesterday")
+    body = AddMemoryRequest(user_id="u", messages=[{"role": "user", "content": "hi"}], occurred_at="2024-05-01T10:00")
+    assert body.occurred_at == datetime(2024, 5, 1, 10, tzinfo=UTC)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from mirix.db.models.memory import MemoryMixin
 from mirix.services.memory.kinds import EPISODIC, KNOWLEDGE_VAULT, PROCEDURAL, RESOURCE, SEMANTIC, MemoryKind
+from mirix.timezones import parse_iso
 
 #: The field that names an item, for spotting duplicates.
 IDENTITY_FIELD = {
@@ -234,7 +235,6 @@ def parse_time(value: Any, name: str) -> datetime:
     if not isinstance(value, str):
         raise ToolFailure(f"'{name}' must be an ISO 8601 date or time.")
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return parse_iso(value)
     except ValueError:
         raise ToolFailure(f"'{name}' must be an ISO 8601 date or time, not {value!r}.") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
 
+from mirix.timezones import as_utc
+
+#: A timestamp on the wire: naive ones are UTC.
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 #: Caller-chosen ids: 1–128 characters, no whitespace and no slash (ids travel in URL paths).
 IdStr = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\s/\x00-\x1f\x7f]+$")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]

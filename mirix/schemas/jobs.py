@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from mirix.schemas.common import IdStr, RequestModel, ResponseModel
+from mirix.schemas.common import IdStr, RequestModel, ResponseModel, UtcDatetime
 
 MemoryTypeName = Literal["core", "episodic", "semantic", "procedural", "resource", "knowledge_vault"]
 
@@ -22,15 +22,10 @@ class AddMemoryRequest(RequestModel):
     block_filter_tags: dict[str, Any] | None = None
     block_filter_tags_update_mode: Literal["merge", "replace"] = "merge"
     use_cache: bool = True
-    occurred_at: datetime | None = None
+    occurred_at: UtcDatetime | None = None
     memory_types: list[MemoryTypeName] | None = Field(
         default=None, description="Skip routing: hand the conversation to these memory agents directly."
     )
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class AddMemoryResponse(ResponseModel):

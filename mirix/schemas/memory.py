@@ -7,27 +7,13 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from mirix.schemas.common import IdStr, RequestModel, ResponseModel
+from mirix.schemas.common import IdStr, RequestModel, ResponseModel, UtcDatetime
 
 Sensitivity = Literal["low", "medium", "high"]
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    """Timestamps without a zone are taken as UTC (what MIRIX clients send)."""
-    if value is not None and value.tzinfo is None:
-        from datetime import UTC
-
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 class _Timed(RequestModel):
-    occurred_at: datetime | None = None
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _tz(cls, value: datetime | None) -> datetime | None:
-        return _aware(value)
+    occurred_at: UtcDatetime | None = None
 
 
 # --- item bodies per type: what a caller (or the import endpoint) may write --------------------
@@ -94,14 +80,9 @@ class ImportItem(RequestModel):
     memory_type: Literal["episodic", "semantic", "procedural", "resource", "knowledge_vault"]
     user_id: IdStr
     filter_tags: dict[str, Any] | None = None
-    occurred_at: datetime | None = None
+    occurred_at: UtcDatetime | None = None
     # The type's own fields (validated against the type's model).
     model_config = {**RequestModel.model_config, "extra": "allow"}
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _tz(cls, value: datetime | None) -> datetime | None:
-        return _aware(value)
 
 
 class ImportRequest(RequestModel):
@@ -145,7 +126,7 @@ class RetrieveConversationRequest(RequestModel):
 class RawMemoryCreate(RequestModel):
     context: str = Field(min_length=1, max_length=1_000_000)
     filter_tags: dict[str, Any] | None = None
-    occurred_at: datetime | None = None
+    occurred_at: UtcDatetime | None = None
     id: IdStr | None = None
 
     @field_validator("context")
@@ -154,11 +135,6 @@ class RawMemoryCreate(RequestModel):
         if not value.strip():
             raise ValueError("context must not be blank")
         return value
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _tz(cls, value: datetime | None) -> datetime | None:
-        return _aware(value)
 
 
 class RawMemoryUpdate(RequestModel):
@@ -169,17 +145,12 @@ class RawMemoryUpdate(RequestModel):
 
 
 class TimeRange(RequestModel):
-    created_at_gte: datetime | None = None
-    created_at_lte: datetime | None = None
-    occurred_at_gte: datetime | None = None
-    occurred_at_lte: datetime | None = None
-    updated_at_gte: datetime | None = None
-    updated_at_lte: datetime | None = None
-
-    @field_validator("*")
-    @classmethod
-    def _tz(cls, value: datetime | None) -> datetime | None:
-        return _aware(value)
+    created_at_gte: UtcDatetime | None = None
+    created_at_lte: UtcDatetime | None = None
+    occurred_at_gte: UtcDatetime | None = None
+    occurred_at_lte: UtcDatetime | None = None
+    updated_at_gte: UtcDatetime | None = None
+    updated_at_lte: UtcDatetime | None = None
 
 
 class SearchRawRequest(RequestModel):

@@ -16,6 +16,7 @@ from mirix.services.memory.kinds import EPISODIC, KNOWLEDGE_VAULT, SEARCHABLE, M
 from mirix.services.memory.manager import MemoryManager
 from mirix.services.memory.search import MemorySearch, SearchQuery
 from mirix.services.memory.views import retrieval_item
+from mirix.timezones import parse_iso
 
 SENSITIVITY_ORDER = {"low": 0, "medium": 1, "high": 2}
 #: How much of a conversation (from its end) becomes the search query.
@@ -47,10 +48,9 @@ def parse_date(value: str | None, name: str) -> datetime | None:
     if value is None or not value.strip():
         return None
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return parse_iso(value)
     except ValueError:
         raise UnprocessableError(f"{name} must be an ISO 8601 date or datetime, not {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @dataclass
