@@ -105,7 +105,7 @@ class VectorCache:
             entry = self._entries.get(key)
             if entry is not None and entry.max_id >= max_id:
                 return entry
-            if entry is None or max_id < entry.max_id:  # new, evicted, or its newest rows deleted
+            if entry is not None and max_id < entry.max_id:  # its newest rows were deleted: read it all again
                 entry = None
             entry = await self._read(session, key, entry)
             self._store(key, entry)

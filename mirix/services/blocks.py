@@ -167,15 +167,17 @@ class BlockManager(Manager):
         scope = actor.require_write_scope()
         extra = {k: v for k, v in (block_filter_tags or {}).items() if k != "scope"}
         live = (Block.organization_id == actor.organization_id, Block.scope == scope, Block.deleted_at.is_(None))
+        owned_query = select(Block).where(*live, Block.user_id == user_id)
         # Read first: after the first time this is all there is to do, and a read needs no write
-        # transaction (on SQLite, one writer at a time).
+        # transaction (on SQLite, one writer at a time). Checked again under the write transaction,
+        # in case a concurrent job copied the templates meanwhile.
         async with self._sessions() as session:
-            owned = list(await session.scalars(select(Block).where(*live, Block.user_id == user_id)))
+            owned = list(await session.scalars(owned_query))
         if owned:
             return owned
         async with self._sessions.begin() as session:
             await UserManager.ensure(session, actor.organization_id, user_id)
-            owned = list(await session.scalars(select(Block).where(*live, Block.user_id == user_id)))
+            owned = list(await session.scalars(owned_query))
             if owned:
                 return owned
             templates = await session.scalars(select(Block).where(*live, Block.user_id.is_(None)).order_by(Block.label))
