@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     vector_cache_mb: int = Field(
         default=256, ge=1, description="SQLite only: memory for per-user vector matrices used by embedding search."
     )
+    text_index_mb: int = Field(
+        default=256, ge=1, description="SQLite only: memory for per-user BM25 postings used by text search."
+    )
     hybrid_text_weight: float = Field(default=1.0, ge=0, description="Weight of BM25 ranks in hybrid search.")
     hybrid_vector_weight: float = Field(default=1.0, ge=0, description="Weight of embedding ranks in hybrid search.")
     hybrid_rrf_k: float = Field(

@@ -41,12 +41,12 @@ async def test_cache_sees_writes_from_another_server(http, server, tenant, setti
 @pytest.mark.sqlite_only
 async def test_cache_evicts_least_recently_used(server, tenant):
 
-    cache = VectorCache(max_bytes=384 * 4 + 100)  # room for one 384-dimensional vector
+    cache = VectorCache(max_bytes=2 * 384 * 4 + 500)  # room for one user's two 384-dimensional vectors
     for user in ("u1", "u2"):
         await server.memories.insert_many(tenant.actor, SEMANTIC, user, [{"name": f"{user} thing", "summary": "x"}])
     async with server.sessions() as session:
         for user in ("u1", "u2"):
-            key = VectorKey(tenant.org_id, user, "semantic", "name", server.embedder.model)
+            key = VectorKey(tenant.org_id, user, "semantic", server.embedder.model)
             query = (await server.embedder.embed(["thing"]))[0]
             assert [memory_id for memory_id, _ in await cache.nearest(session, key, query, 5)]
     assert [key.user_id for key in cache._entries] == ["u2"]  # the first user's matrix made room
@@ -55,12 +55,12 @@ async def test_cache_evicts_least_recently_used(server, tenant):
 @pytest.mark.sqlite_only
 async def test_new_vectors_are_appended_and_updates_replace_old_vectors(server, tenant):
     cache = VectorCache()
-    key = VectorKey(tenant.org_id, "alice", "semantic", "summary", server.embedder.model)
+    key = VectorKey(tenant.org_id, "alice", "semantic", server.embedder.model)
 
     async def nearest(text: str) -> list[tuple[str, float]]:
         query = (await server.embedder.embed([text]))[0]
         async with server.sessions() as session:
-            return await cache.nearest(session, key, query, 10)
+            return await cache.nearest(session, key, query, 10, "summary")
 
     rex, tom = await server.memories.insert_many(
         tenant.actor, SEMANTIC, "alice", [{"name": "Rex", "summary": "a dog"}, {"name": "Tom", "summary": "a cat"}]
@@ -72,7 +72,7 @@ async def test_new_vectors_are_appended_and_updates_replace_old_vectors(server, 
     )
     assert [memory_id for memory_id, _ in await nearest("a small bird")][0] == bird.id
     appended = cache._entries[key]
-    assert appended.ids[: entry.size] == entry.ids and appended.size == 3  # read only the new row
+    assert appended.ids[: entry.size] == entry.ids and appended.size == 6  # read only the new rows (2 fields)
     assert appended.buffer is entry.buffer or appended.buffer.shape[0] >= 3
 
     await server.memories.update(tenant.actor, SEMANTIC, rex.id, {"summary": "a yellow canary bird"})
@@ -90,7 +90,7 @@ async def test_concurrent_searches_load_a_matrix_once(server, tenant):
     await server.memories.insert_many(
         tenant.actor, SEMANTIC, "alice", [{"name": f"thing {i}", "summary": f"thing number {i}"} for i in range(50)]
     )
-    key = VectorKey(tenant.org_id, "alice", "semantic", "summary", server.embedder.model)
+    key = VectorKey(tenant.org_id, "alice", "semantic", server.embedder.model)
     query = (await server.embedder.embed(["thing"]))[0]
 
     async def one() -> list[tuple[str, float]]:

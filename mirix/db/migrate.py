@@ -17,7 +17,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = 0x6D6972697801
 
 #: Search structures that live only in the migrations (one dialect each), not in the ORM models:
-#: SQLite FTS5 tables (and their shadow tables), PostgreSQL tsvector columns and ``pgx_`` indexes.
+#: SQLite FTS5 tables (and their shadow tables, and the ``fts_rowid`` counter), SQLite-only ``sqx_``
+#: indexes, PostgreSQL tsvector columns and ``pgx_`` indexes.
 NOT_MODELLED_COLUMNS = frozenset({"search_tsv"})
 
 
@@ -27,7 +28,7 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
         return True
     if type_ == "table" and "_fts" in name:
         return False
-    if type_ == "index" and name.startswith("pgx_"):
+    if type_ == "index" and name.startswith(("pgx_", "sqx_")):
         return False
     return not (type_ == "column" and name in NOT_MODELLED_COLUMNS)
 

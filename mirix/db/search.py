@@ -29,6 +29,13 @@ class Owner:
     scopes: tuple[str, ...]
 
 
+#: SQLite: per (organization, user, table), the counter value taken by the latest deletion of a row
+#: (migration 0004); with the rows' ``fts_rowid`` it makes the change marker of a user's memories.
+FTS_DELETIONS = table(
+    "memory_fts_deletions", column("organization_id"), column("user_id"), column("table_name"), column("seq")
+)
+
+
 def _hex(value: str) -> str:
     return value.encode().hex().upper()
 

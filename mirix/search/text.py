@@ -2,12 +2,17 @@
 
 Only letters and digits survive, so nothing a caller types can become query syntax. English
 stop words are dropped (BM25 with stop words removed retrieves better on conversational
-questions); stemming is left to the database's English analyzer.
+questions). The databases stem with their own English analyzers; ``stems`` does the same for the
+in-process BM25 index (``mirix.search.text_index``), for documents and queries alike.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from functools import cache
+
+import Stemmer
 
 MAX_TERMS = 32
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -39,3 +44,28 @@ def search_terms(text: str, *, keep_stop_words: bool = False) -> list[str]:
         # A question made only of stop words ("who is she?") still deserves an answer.
         return search_terms(text, keep_stop_words=True)
     return terms
+
+
+@cache
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
+
+
+def _fold(text: str) -> str:
+    """Lower case without diacritics ("Café" and "cafe" are one word), like FTS5's unicode61."""
+    text = text.lower()
+    if text.isascii():
+        return text
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def stems(text: str) -> list[str]:
+    """The English stems of ``text``'s words, stop words left out, in order and with repeats."""
+    words = [word for word in _WORD.findall(_fold(text)) if word not in STOP_WORDS]
+    return _stemmer().stemWords(words) if words else []
+
+
+def query_stems(text: str) -> list[str]:
+    """The distinct stems of a query's search terms; empty when the query has only stop words."""
+    words = [word for word in search_terms(_fold(text)) if word not in STOP_WORDS]
+    return list(dict.fromkeys(_stemmer().stemWords(words))) if words else []

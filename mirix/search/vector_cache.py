@@ -13,14 +13,14 @@ are never stale. Entries are evicted least-recently-used by size.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import LargeBinary, func, select, type_coerce
+from sqlalchemy import LargeBinary, Select, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirix.db.models.memory import MemoryEmbedding
+from mirix.search.snapshots import SnapshotCache
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,17 +34,19 @@ class VectorKey:
     organization_id: str
     user_id: str | None  # None: the whole organization
     kind: str
-    field: str
     model: str
 
 
 @dataclass(frozen=True)
 class _Entry:
-    """A snapshot: ``buffer[:size]`` are the vectors of ``ids``. Appending writes past ``size`` into
-    the same buffer and makes a new snapshot, so a product running on an older one is undisturbed."""
+    """A snapshot: ``buffer[:size]`` are the vectors, row ``i`` for field ``fields[i]`` of memory
+    ``ids[i]``. Appending writes past ``size`` into the same buffer and makes a new snapshot, so a
+    product running on an older one is undisturbed."""
 
-    max_id: int
+    marker: int  # the highest embedding row id read
     ids: list[str]
+    fields: np.ndarray  # int8, an index into field_names
+    field_names: tuple[str, ...]
     buffer: np.ndarray
     size: int
 
@@ -54,7 +56,7 @@ class _Entry:
 
     @property
     def nbytes(self) -> int:
-        return int(self.buffer.nbytes)
+        return int(self.buffer.nbytes + self.fields.nbytes + 100 * len(self.ids))
 
 
 def limit_blas_threads() -> None:
@@ -67,120 +69,113 @@ def limit_blas_threads() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
-class VectorCache:
+class VectorCache(SnapshotCache[VectorKey, _Entry]):
     def __init__(self, max_bytes: int = 256 * 1024 * 1024) -> None:
-        self._max_bytes = max_bytes
-        self._entries: OrderedDict[VectorKey, _Entry] = OrderedDict()
-        self._locks: dict[VectorKey, asyncio.Lock] = {}
-        self._bytes = 0
-        self.loads = 0  # reads of vectors from the database (whole or only the new rows)
+        super().__init__(max_bytes)
 
     def _where(self, key: VectorKey) -> list:
         e = MemoryEmbedding
-        conditions = [
-            e.organization_id == key.organization_id,
-            e.kind == key.kind,
-            e.field == key.field,
-            e.model == key.model,
-        ]
+        conditions = [e.organization_id == key.organization_id, e.kind == key.kind, e.model == key.model]
         if key.user_id is not None:
             conditions.append(e.user_id == key.user_id)
         return conditions
 
-    async def _entry(self, session: AsyncSession, key: VectorKey) -> _Entry | None:
-        e = MemoryEmbedding
-        # The highest row id alone is an O(log n) index lookup and changes with every new vector.
-        max_id = int((await session.execute(select(func.max(e.id)).where(*self._where(key)))).scalar() or 0)
-        entry = self._entries.get(key)
-        if entry is not None and entry.max_id == max_id:
-            self._entries.move_to_end(key)
-            return entry
-        if max_id == 0:  # no vectors (any more)
-            self._store(key, None)
-            return None
-        # One reader per key: requests arriving while a matrix loads wait for it instead of each
-        # reading the same rows.
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry.max_id >= max_id:
-                return entry
-            if entry is not None and max_id < entry.max_id:  # its newest rows were deleted: read it all again
-                entry = None
-            entry = await self._read(session, key, entry)
-            self._store(key, entry)
-            self.loads += 1
-            return entry
+    def marker_query(self, key: VectorKey, source: object = None) -> Select[Any]:
+        # The highest row id alone is an O(log n) index lookup and changes with every new vector
+        # (ids are never reused: the table is AUTOINCREMENT on SQLite).
+        return select(func.max(MemoryEmbedding.id)).where(*self._where(key))
 
-    async def _read(self, session: AsyncSession, key: VectorKey, entry: _Entry | None) -> _Entry | None:
+    async def _read(
+        self, session: AsyncSession, key: VectorKey, source: object, entry: _Entry | None, marker: int
+    ) -> _Entry | None:
         """``entry`` plus the vectors added after it (all of them without an entry)."""
         import numpy as np
 
         e = MemoryEmbedding
-        after = entry.max_id if entry is not None else 0
+        after = entry.marker if entry is not None else 0
         rows = (
             await session.execute(
-                select(e.id, e.memory_id, e.dim, type_coerce(e.vector, LargeBinary))
+                select(e.id, e.memory_id, e.field, e.dim, type_coerce(e.vector, LargeBinary))
                 .where(*self._where(key), e.id > after)
                 .order_by(e.id)
             )
         ).all()
         if not rows:
             return entry
-        dims = {dim for _, _, dim, _ in rows}
+        dims = {dim for *_, dim, _ in rows}
         dim = dims.pop() if len(dims) == 1 else 0
         if dim == 0 or (entry is not None and entry.size and dim != entry.buffer.shape[1]):
             return None  # mixed dimensions under one model name: nothing sensible to compare
         max_id = int(rows[-1][0])
-        latest = {memory_id: blob for _, memory_id, _, blob in rows}  # one vector per memory: the newest
-        new_ids = list(latest)
+        latest = {(memory_id, field): blob for _, memory_id, field, _, blob in rows}  # the newest per field
+        names = list(entry.field_names) if entry is not None else []
+        for _, field in latest:
+            if field not in names:
+                names.append(field)
+        new_ids = [memory_id for memory_id, _ in latest]
+        new_fields = np.array([names.index(field) for _, field in latest], dtype=np.int8)
         new = np.frombuffer(b"".join(latest.values()), dtype=np.float32).reshape(len(new_ids), dim)
         if entry is None or entry.size == 0:
-            return _Entry(max_id, new_ids, new.copy(), len(new_ids))
-        replaced = set(new_ids).intersection(entry.ids)
-        if replaced:  # updated memories: drop their old vectors (rare; costs one compaction)
-            keep = [i for i, memory_id in enumerate(entry.ids) if memory_id not in replaced]
-            entry = _Entry(entry.max_id, [entry.ids[i] for i in keep], entry.matrix[keep], len(keep))
+            return _Entry(max_id, new_ids, new_fields, tuple(names), new.copy(), len(new_ids))
+        replaced = {(memory_id, names.index(field)) for memory_id, field in latest}
+        old = list(zip(entry.ids, entry.fields.tolist(), strict=True))
+        if not replaced.isdisjoint(old):  # updated memories: drop their old vectors (costs one compaction)
+            keep = [i for i, pair in enumerate(old) if pair not in replaced]
+            entry = _Entry(
+                entry.marker,
+                [entry.ids[i] for i in keep],
+                entry.fields[keep],
+                entry.field_names,
+                entry.matrix[keep],
+                len(keep),
+            )
         size = entry.size + len(new_ids)
         buffer = entry.buffer
         if size > len(buffer):  # grow geometrically so appending one vector at a time stays cheap
             buffer = np.empty((max(size, len(buffer) * 3 // 2), dim), dtype=np.float32)
             buffer[: entry.size] = entry.matrix
         buffer[entry.size : size] = new
-        return _Entry(max_id, [*entry.ids, *new_ids], buffer, size)
-
-    def _store(self, key: VectorKey, entry: _Entry | None) -> None:
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self._bytes -= old.nbytes
-        if entry is None:
-            self._locks.pop(key, None)
-            return
-        self._entries[key] = entry
-        self._bytes += entry.nbytes
-        while self._bytes > self._max_bytes and len(self._entries) > 1:
-            evicted_key, evicted = self._entries.popitem(last=False)
-            self._bytes -= evicted.nbytes
-            self._locks.pop(evicted_key, None)
+        fields = np.concatenate([entry.fields, new_fields])
+        return _Entry(max_id, [*entry.ids, *new_ids], fields, tuple(names), buffer, size)
 
     async def nearest(
-        self, session: AsyncSession, key: VectorKey, query: list[float], k: int
+        self,
+        session: AsyncSession,
+        key: VectorKey,
+        query: list[float],
+        k: int,
+        field: str | None = None,
+        *,
+        marker: int | None = None,
     ) -> list[tuple[str, float]]:
-        """Up to ``k`` (memory id, cosine similarity) pairs, most similar first."""
+        """Up to ``k`` (memory id, cosine similarity) pairs, most similar first: of ``field``'s
+        vectors, or the best field of each memory when ``field`` is None."""
         import numpy as np
 
-        entry = await self._entry(session, key)
+        entry = await self.current(session, key, marker=marker)
         if entry is None or not entry.size or entry.buffer.shape[1] != len(query):
             return []
+        if field is not None and field not in entry.field_names:
+            return []
         q = np.asarray(query, dtype=np.float32)
-        matrix, ids = entry.matrix, entry.ids
+        matrix, ids, fields = entry.matrix, entry.ids, entry.fields
+        only = entry.field_names.index(field) if field is not None else -1
+        per_memory = 1 if field is not None else len(entry.field_names)
 
         def rank() -> list[tuple[str, float]]:
             scores = matrix @ q
-            top = min(k, len(scores))
+            if only >= 0:
+                scores[fields != only] = -np.inf
+            # Each memory has at most one row per field, so this many rows hold k distinct memories.
+            top = min(k * per_memory, len(scores))
             best = np.argpartition(-scores, top - 1)[:top]
-            best = best[np.argsort(-scores[best])]
-            return [(ids[i], float(scores[i])) for i in best]
+            best = best[np.argsort(-scores[best], kind="stable")]
+            found: dict[str, float] = {}
+            for i in best:
+                if len(found) == k or scores[i] == -np.inf:
+                    break
+                found.setdefault(ids[i], float(scores[i]))
+            return list(found.items())
 
         if entry.size <= INLINE_ROWS:
             return rank()

@@ -38,6 +38,7 @@ from mirix.queue import JobQueue, QueueUnavailableError, create_queue
 from mirix.schemas.config import LLMConfig
 from mirix.schemas.jobs import AddMemoryRequest
 from mirix.schemas.tags import check_stored_tags
+from mirix.search.text_index import TextIndex
 from mirix.search.vector_cache import VectorCache, limit_blas_threads
 from mirix.services.actor import Actor
 from mirix.services.admins import AdminManager
@@ -93,12 +94,14 @@ class AsyncServer:
         if self.embedder is not None:
             self.embedder.shared = self.cache  # a Redis second level for query embeddings; unused in-process
         self.vector_cache = VectorCache(settings.vector_cache_mb * 1024 * 1024)
+        self.text_index = TextIndex(settings.text_index_mb * 1024 * 1024)
         self.memories = MemoryManager(self.sessions, self.embedder)
         self.search = MemorySearch(
             self.sessions,
             dialect,
             self.memories,
             self.vector_cache,
+            self.text_index,
             text_weight=settings.hybrid_text_weight,
             vector_weight=settings.hybrid_vector_weight,
             rrf_k=settings.hybrid_rrf_k,

@@ -33,7 +33,8 @@ class MemoryMixin(TimestampMixin, SoftDeleteMixin):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     #: The job that wrote the row, so a retried job can undo its earlier attempt.
     job_id: Mapped[str | None] = mapped_column(ID)
-    #: SQLite only: a row number that survives VACUUM, used as the row's id in its FTS5 table.
+    #: SQLite only: the row's id in its FTS5 table, taken from a counter that only grows whenever the
+    #: row is inserted or its indexed text changes (migration 0004), so it doubles as a change marker.
     fts_rowid: Mapped[int | None] = mapped_column(BigId)
 
 
@@ -119,8 +120,10 @@ class MemoryEmbedding(Base):
     __tablename__ = "memory_embeddings"
     __table_args__ = (
         UniqueConstraint("memory_id", "field", "model"),
-        Index("ix_memory_embeddings_owner", "organization_id", "user_id", "kind", "field", "model", "id"),
+        Index("ix_memory_embeddings_owner", "organization_id", "user_id", "kind", "model", "id"),
         Index("ix_memory_embeddings_org", "organization_id", "kind", "field", "model"),
+        # Ids are never reused: the SQLite vector cache detects new vectors by the highest id.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirix.db.engine import Sessions
@@ -21,7 +21,8 @@ from mirix.db.models.memory import MemoryEmbedding, MemoryMixin
 from mirix.db.search import Owner, SqliteSearch, search_dialect
 from mirix.errors import UnprocessableError
 from mirix.search.filters import compile_filter_tags
-from mirix.search.text import search_terms
+from mirix.search.text import query_stems, search_terms
+from mirix.search.text_index import TextIndex, TextKey
 from mirix.search.vector_cache import VectorCache, VectorKey
 from mirix.services.actor import Actor
 from mirix.services.memory.kinds import EPISODIC, MemoryKind
@@ -59,6 +60,20 @@ class Ranked:
     row: MemoryMixin | None = None
 
 
+@dataclass(frozen=True)
+class _Unconfirmed:
+    """Candidates from an in-process index: ``top(k, marker)`` gives the best ``k`` (id, score) pairs
+    of the owner, which the database has yet to check against the query's filters; ``marker_query``
+    reads the index's change marker (see ``mirix.search.snapshots``)."""
+
+    top: Callable[[int, int], Awaitable[list[tuple[str, float]]]]
+    marker_query: Select[Any]
+    method: str
+
+
+_Part = list[Ranked] | _Unconfirmed
+
+
 @dataclass
 class Hit:
     kind: MemoryKind
@@ -89,6 +104,7 @@ class MemorySearch:
         dialect_name: str,
         memories: MemoryManager,
         vector_cache: VectorCache,
+        text_index: TextIndex | None = None,
         *,
         text_weight: float = 1.0,
         vector_weight: float = 1.0,
@@ -98,6 +114,7 @@ class MemorySearch:
         self._sql = search_dialect(dialect_name)
         self._memories = memories
         self._vectors = vector_cache
+        self._text_index = text_index if isinstance(self._sql, SqliteSearch) else None
         self.text_weight = text_weight
         self.vector_weight = vector_weight
         self.rrf_k = rrf_k
@@ -198,18 +215,21 @@ class MemorySearch:
         conditions = self._conditions(actor, kind, q)
         if not q.query.strip():
             return await self._recent(session, kind, conditions, q.limit)
-        if q.method == "bm25":
-            return await self._text(session, actor, kind, q, conditions, q.limit)
-        if q.method == "embedding":
-            return await self._vector(session, actor, kind, q, conditions, query_vector, q.limit)
-        if q.method == "hybrid":
-            depth = max(q.limit * 3, 30)
-            text_hits = await self._text(session, actor, kind, q, conditions, depth)
-            vector_hits = await self._vector(session, actor, kind, q, conditions, query_vector, depth)
-            return text_hits, vector_hits
         if q.method == "string_match":
             return await self._substring(session, kind, q, conditions)
-        return await self._fuzzy(session, actor, kind, q, conditions)
+        if q.method == "fuzzy_match":
+            return await self._fuzzy(session, actor, kind, q, conditions)
+        depth = max(q.limit * 3, 30) if q.method == "hybrid" else q.limit
+        parts: list[_Part] = []
+        if q.method != "embedding":
+            parts.append(await self._text(session, actor, kind, q, conditions, depth))
+        if q.method != "bm25":
+            parts.extend(await self._vector_parts(session, actor, kind, q, conditions, query_vector, depth))
+        found = await self._confirm(session, actor, kind, q, parts, depth)
+        if q.method == "bm25":
+            return found[0]
+        vector_hits = self._best_per_item(found[1:] if q.method == "hybrid" else found, depth, q)
+        return (found[0], vector_hits) if q.method == "hybrid" else vector_hits
 
     async def _recent(self, session: AsyncSession, kind: MemoryKind, conditions: list, limit: int) -> list[Ranked]:
         model = kind.model
@@ -228,16 +248,28 @@ class MemorySearch:
         limit: int,
         *,
         prefix: bool = False,
-    ) -> list[Ranked]:
+    ) -> _Part:
+        """BM25 hits: from the in-process index for one user on SQLite (to be confirmed), else from the
+        database's full-text index (already filtered)."""
+        fields = (q.field,) if q.field else kind.text_fields
+        if self._text_index is not None and q.user_id is not None and not prefix:
+            stemmed = query_stems(q.query)
+            if stemmed:  # (a question of stop words only goes to FTS5, which indexes them)
+                key = TextKey(actor.organization_id, q.user_id, kind.name)
+                index = self._text_index
+
+                async def text_top(depth: int, marker: int) -> list[tuple[str, float]]:
+                    return await index.top(session, key, kind, stemmed, fields, depth, marker=marker)
+
+                return _Unconfirmed(text_top, index.marker_query(key, kind), "bm25")
         terms = search_terms(q.query)
         if not terms:
             return []
-        fields = (q.field,) if q.field else kind.text_fields
         query, score = self._sql.text_query(kind, terms, fields, self._owner(actor, q), prefix=prefix)
         rows = await session.execute(query.where(*conditions).order_by(score.desc(), kind.model.id).limit(limit))
         return [Ranked(kind, memory_id, float(value), {"bm25": float(value)}) for memory_id, value in rows]
 
-    async def _vector(
+    async def _vector_parts(
         self,
         session: AsyncSession,
         actor: Actor,
@@ -246,16 +278,28 @@ class MemorySearch:
         conditions: list,
         query_vector: list[float] | None,
         limit: int,
-    ) -> list[Ranked]:
-        """Nearest items by cosine similarity; without a named field, an item's best field counts."""
+    ) -> list[_Part]:
+        """Nearest items by cosine similarity, one list per embedded field searched."""
         if query_vector is None or self._memories.embedder is None:
             return []
+        if isinstance(self._sql, SqliteSearch):  # one matrix holds all the type's fields
+            key = VectorKey(actor.organization_id, q.user_id, kind.name, self._memories.embedder.model)
+            cache = self._vectors
+
+            async def vector_top(depth: int, marker: int) -> list[tuple[str, float]]:
+                return await cache.nearest(session, key, query_vector, depth, q.field, marker=marker)
+
+            return [_Unconfirmed(vector_top, cache.marker_query(key), "embedding")]
+        return [
+            await self._vector_field(session, actor, kind, q, conditions, query_vector, field_name, limit)
+            for field_name in ((q.field,) if q.field else kind.embedded_fields)
+        ]
+
+    @staticmethod
+    def _best_per_item(per_field: list[list[Ranked]], limit: int, q: SearchQuery) -> list[Ranked]:
+        """Without a named field, an item's best field counts."""
         best: dict[str, Ranked] = {}
-        for field_name in (q.field,) if q.field else kind.embedded_fields:
-            if isinstance(self._sql, SqliteSearch):
-                found = await self._vector_from_cache(session, actor, kind, q, query_vector, field_name, limit)
-            else:
-                found = await self._vector_field(session, actor, kind, q, conditions, query_vector, field_name, limit)
+        for found in per_field:
             for hit in found:
                 if hit.id not in best or hit.score > best[hit.id].score:
                     best[hit.id] = hit
@@ -297,41 +341,67 @@ class MemorySearch:
         )
         return [Ranked(kind, memory_id, 1.0 - float(d), {"embedding": 1.0 - float(d)}) for memory_id, d in rows]
 
-    async def _vector_from_cache(
-        self,
-        session: AsyncSession,
-        actor: Actor,
-        kind: MemoryKind,
-        q: SearchQuery,
-        query_vector: list[float],
-        field_name: str,
-        limit: int,
-    ) -> list[Ranked]:
+    async def _confirm(
+        self, session: AsyncSession, actor: Actor, kind: MemoryKind, q: SearchQuery, parts: list[_Part], limit: int
+    ) -> list[list[Ranked]]:
+        """Each part's best ``limit`` hits that the caller may see and that pass the query's filters.
+
+        Candidates of the in-process indexes are confirmed for all parts at once: by the user's text
+        index, which knows which memories exist and their scopes, when the query filters on nothing
+        else; otherwise by the database, by primary key (and the owner on the row). A part whose
+        candidates the filters thinned out below ``limit`` is asked again for more."""
+        results: list[list[Ranked]] = [part if isinstance(part, list) else [] for part in parts]
+        pending = [i for i, part in enumerate(parts) if isinstance(part, _Unconfirmed)]
+        if not pending:
+            return results
+        tag_or_date = bool(q.filter_tags) or (kind is EPISODIC and (q.start is not None or q.end is not None))
+        # Ask for more than needed only when filters beyond the owner's scopes may thin them out.
+        depth = limit * 4 if tag_or_date or q.scope is not None else limit
+        queries = [parts[i].marker_query for i in pending]
+        index_key = None
+        if self._text_index is not None and q.user_id is not None and not tag_or_date:
+            index_key = TextKey(actor.organization_id, q.user_id, kind.name)
+            queries.append(self._text_index.marker_query(index_key, kind))
+        # All the indexes' change markers in one statement.
+        values = [int(v or 0) for v in (await session.execute(select(*(m.scalar_subquery() for m in queries)))).one()]
+        markers = dict(zip(pending, values, strict=False))
+        index = None
+        if index_key is not None and self._text_index is not None:
+            index = await self._text_index.current(session, index_key, kind, marker=values[-1])
+        scopes = (q.scope,) if q.scope is not None else actor.read_scopes
+        while pending:
+            candidates = {i: await parts[i].top(depth, markers[i]) for i in pending}
+            ids = {memory_id for found in candidates.values() for memory_id, _ in found}
+            if index_key is not None:
+                allowed = index.visible(list(ids), scopes) if index is not None else set()
+            else:
+                allowed = await self._allowed(session, actor, kind, q, ids)
+            still = []
+            for i, found in candidates.items():
+                method = parts[i].method
+                hits = [Ranked(kind, id_, score, {method: score}) for id_, score in found if id_ in allowed]
+                results[i] = hits[:limit]
+                if len(hits) < limit and len(found) == depth:  # filtered out too many, and more exist
+                    still.append(i)
+            pending, depth = still, depth * 4
+        return results
+
+    async def _allowed(
+        self, session: AsyncSession, actor: Actor, kind: MemoryKind, q: SearchQuery, ids: set[str]
+    ) -> set[str]:
+        if not ids:
+            return set()
         model = kind.model
-        key = VectorKey(actor.organization_id, q.user_id, kind.name, field_name, self._memories.embedder.model)
-        by_id = self._conditions(actor, kind, q, owner=False)
-        depth = limit * 4
-        while True:
-            candidates = await self._vectors.nearest(session, key, query_vector, depth)
-            passing = await session.execute(
-                select(model.id, model.organization_id, model.user_id).where(
-                    model.id.in_([memory_id for memory_id, _ in candidates]), *by_id
-                )
+        passing = await session.execute(
+            select(model.id, model.organization_id, model.user_id).where(
+                model.id.in_(ids), *self._conditions(actor, kind, q, owner=False)
             )
-            allowed = {
-                memory_id
-                for memory_id, organization_id, user_id in passing
-                if organization_id == actor.organization_id and (q.user_id is None or user_id == q.user_id)
-            }
-            hits = [
-                Ranked(kind, memory_id, similarity, {"embedding": similarity})
-                for memory_id, similarity in candidates
-                if memory_id in allowed
-            ]
-            # Filters removed too many candidates and more exist: look deeper.
-            if len(hits) >= limit or len(candidates) < depth:
-                return hits[:limit]
-            depth *= 4
+        )
+        return {
+            memory_id
+            for memory_id, organization_id, user_id in passing
+            if organization_id == actor.organization_id and (q.user_id is None or user_id == q.user_id)
+        }
 
     def _fuse(self, text_hits: list[Ranked], vector_hits: list[Ranked]) -> list[Ranked]:
         """Weighted reciprocal-rank fusion: robust to the two scores being on different scales."""
@@ -366,7 +436,8 @@ class MemorySearch:
         """Typo-tolerant: prefix matches from the text index, re-ranked by string similarity."""
         shortened = " ".join(term[:4] for term in search_terms(q.query))
         probe = SearchQuery(**{**q.__dict__, "query": shortened})
-        candidates = await self._text(session, actor, kind, probe, conditions, FUZZY_CANDIDATES, prefix=True)
+        text = await self._text(session, actor, kind, probe, conditions, FUZZY_CANDIDATES, prefix=True)
+        (candidates,) = await self._confirm(session, actor, kind, q, [text], FUZZY_CANDIDATES)
         if not candidates:
             return []
         rows = await session.scalars(select(kind.model).where(kind.model.id.in_([c.id for c in candidates])))
