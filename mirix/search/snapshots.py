@@ -15,10 +15,17 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Hashable
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
+
+
+class MarkerQuery(NamedTuple):
+    """A one-value query for a change marker: a statement built once per shape, and its values."""
+
+    statement: Select[Any]
+    params: dict[str, Any]
 
 
 class Snapshot(Protocol):
@@ -42,9 +49,10 @@ class SnapshotCache(ABC, Generic[K, S]):
         self.loads = 0  # reads from the database (whole or only the changed rows)
 
     @abstractmethod
-    def marker_query(self, key: K, source: Any = None) -> Select[Any]:
-        """A one-value query for the key's change marker (NULL or 0 when it has no rows). Public so a
-        caller about to use several snapshots can read all their markers in one statement."""
+    def marker_query(self, key: K, source: Any = None) -> MarkerQuery:
+        """The query for the key's change marker (NULL or 0 when it has no rows). Public so a caller
+        about to use several snapshots can read all their markers in one statement; the bound
+        parameter names of different caches must differ."""
 
     @abstractmethod
     async def _read(self, session: AsyncSession, key: K, source: Any, entry: S | None, marker: int) -> S | None:
@@ -57,7 +65,8 @@ class SnapshotCache(ABC, Generic[K, S]):
         through to the subclass (what to read for this key); ``marker``, if the caller read it in
         this session already, saves the query."""
         if marker is None:
-            marker = int((await session.execute(self.marker_query(key, source))).scalar() or 0)
+            statement, params = self.marker_query(key, source)
+            marker = int((await session.execute(statement, params)).scalar() or 0)
         entry = self._entries.get(key)
         if entry is not None and entry.marker == marker:
             self._entries.move_to_end(key)

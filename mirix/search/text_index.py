@@ -24,11 +24,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirix.db.search import FTS_DELETIONS
-from mirix.search.snapshots import SnapshotCache
+from mirix.search.snapshots import MarkerQuery, SnapshotCache
 from mirix.search.text import stems
 
 if TYPE_CHECKING:
@@ -239,22 +239,28 @@ class TextIndex(SnapshotCache[TextKey, _Index]):
 
     def __init__(self, max_bytes: int = 256 * 1024 * 1024) -> None:
         super().__init__(max_bytes)
+        self._statements: dict[str, Select[Any]] = {}
 
-    def marker_query(self, key: TextKey, kind: MemoryKind) -> Select[Any]:
+    def marker_query(self, key: TextKey, kind: MemoryKind) -> MarkerQuery:
         """The highest counter value of the user's rows or of their latest deletion."""
-        model = kind.model
-        rows = select(func.max(model.fts_rowid)).where(
-            model.organization_id == key.organization_id, model.user_id == key.user_id
-        )
-        return select(func.max(func.coalesce(rows.scalar_subquery(), 0), func.coalesce(self._deleted(key, kind), 0)))
+        statement = self._statements.get(kind.name)
+        if statement is None:
+            model = kind.model
+            rows = select(func.max(model.fts_rowid)).where(
+                model.organization_id == bindparam("fts_org"), model.user_id == bindparam("fts_user")
+            )
+            deleted = self._deleted(kind).scalar_subquery()
+            statement = select(func.max(func.coalesce(rows.scalar_subquery(), 0), func.coalesce(deleted, 0)))
+            self._statements[kind.name] = statement
+        return MarkerQuery(statement, {"fts_org": key.organization_id, "fts_user": key.user_id})
 
     @staticmethod
-    def _deleted(key: TextKey, kind: MemoryKind) -> Any:
+    def _deleted(kind: MemoryKind) -> Select[Any]:
         d = FTS_DELETIONS
-        return (
-            select(d.c.seq)
-            .where(d.c.organization_id == key.organization_id, d.c.user_id == key.user_id, d.c.table_name == kind.table)
-            .scalar_subquery()
+        return select(d.c.seq).where(
+            d.c.organization_id == bindparam("fts_org"),
+            d.c.user_id == bindparam("fts_user"),
+            d.c.table_name == kind.table,
         )
 
     async def _read(
@@ -264,7 +270,8 @@ class TextIndex(SnapshotCache[TextKey, _Index]):
         if entry is not None and entry.dead * 3 > len(entry.ids):  # mostly stale slots: start over
             entry = None
         if entry is not None:  # rows deleted since cannot be read: start over
-            deleted = (await session.execute(select(self._deleted(key, kind)))).scalar()
+            params = {"fts_org": key.organization_id, "fts_user": key.user_id}
+            deleted = (await session.execute(self._deleted(kind), params)).scalar()
             if deleted is not None and deleted > entry.marker:
                 entry = None
         after = entry.marker if entry is not None else 0

@@ -16,11 +16,11 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import LargeBinary, Select, func, select, type_coerce
+from sqlalchemy import LargeBinary, Select, bindparam, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirix.db.models.memory import MemoryEmbedding
-from mirix.search.snapshots import SnapshotCache
+from mirix.search.snapshots import MarkerQuery, SnapshotCache
 
 if TYPE_CHECKING:
     import numpy as np
@@ -72,6 +72,7 @@ def limit_blas_threads() -> None:
 class VectorCache(SnapshotCache[VectorKey, _Entry]):
     def __init__(self, max_bytes: int = 256 * 1024 * 1024) -> None:
         super().__init__(max_bytes)
+        self._statements: dict[bool, Select[Any]] = {}
 
     def _where(self, key: VectorKey) -> list:
         e = MemoryEmbedding
@@ -80,10 +81,25 @@ class VectorCache(SnapshotCache[VectorKey, _Entry]):
             conditions.append(e.user_id == key.user_id)
         return conditions
 
-    def marker_query(self, key: VectorKey, source: object = None) -> Select[Any]:
+    def marker_query(self, key: VectorKey, source: object = None) -> MarkerQuery:
         # The highest row id alone is an O(log n) index lookup and changes with every new vector
         # (ids are never reused: the table is AUTOINCREMENT on SQLite).
-        return select(func.max(MemoryEmbedding.id)).where(*self._where(key))
+        by_user = key.user_id is not None
+        statement = self._statements.get(by_user)
+        if statement is None:
+            e = MemoryEmbedding
+            conditions = [
+                e.organization_id == bindparam("vec_org"),
+                e.kind == bindparam("vec_kind"),
+                e.model == bindparam("vec_model"),
+            ]
+            if by_user:
+                conditions.append(e.user_id == bindparam("vec_user"))
+            statement = self._statements[by_user] = select(func.max(e.id)).where(*conditions)
+        params = {"vec_org": key.organization_id, "vec_kind": key.kind, "vec_model": key.model}
+        if by_user:
+            params["vec_user"] = key.user_id
+        return MarkerQuery(statement, params)
 
     async def _read(
         self, session: AsyncSession, key: VectorKey, source: object, entry: _Entry | None, marker: int

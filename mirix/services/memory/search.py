@@ -21,6 +21,7 @@ from mirix.db.models.memory import MemoryEmbedding, MemoryMixin
 from mirix.db.search import Owner, SqliteSearch, search_dialect
 from mirix.errors import UnprocessableError
 from mirix.search.filters import compile_filter_tags
+from mirix.search.snapshots import MarkerQuery
 from mirix.search.text import query_stems, search_terms
 from mirix.search.text_index import TextIndex, TextKey
 from mirix.search.vector_cache import VectorCache, VectorKey
@@ -67,7 +68,7 @@ class _Unconfirmed:
     reads the index's change marker (see ``mirix.search.snapshots``)."""
 
     top: Callable[[int, int], Awaitable[list[tuple[str, float]]]]
-    marker_query: Select[Any]
+    marker_query: MarkerQuery
     method: str
 
 
@@ -115,6 +116,7 @@ class MemorySearch:
         self._memories = memories
         self._vectors = vector_cache
         self._text_index = text_index if isinstance(self._sql, SqliteSearch) else None
+        self._marker_statements: dict[tuple[int, ...], Select[Any]] = {}
         self.text_weight = text_weight
         self.vector_weight = vector_weight
         self.rrf_k = rrf_k
@@ -212,19 +214,18 @@ class MemorySearch:
         query_vector: list[float] | None,
     ) -> Any:
         """The ranked ids of one type; for hybrid search the (text, vector) pair, fused by the caller."""
-        conditions = self._conditions(actor, kind, q)
         if not q.query.strip():
-            return await self._recent(session, kind, conditions, q.limit)
+            return await self._recent(session, kind, self._conditions(actor, kind, q), q.limit)
         if q.method == "string_match":
-            return await self._substring(session, kind, q, conditions)
+            return await self._substring(session, kind, q, self._conditions(actor, kind, q))
         if q.method == "fuzzy_match":
-            return await self._fuzzy(session, actor, kind, q, conditions)
+            return await self._fuzzy(session, actor, kind, q)
         depth = max(q.limit * 3, 30) if q.method == "hybrid" else q.limit
         parts: list[_Part] = []
         if q.method != "embedding":
-            parts.append(await self._text(session, actor, kind, q, conditions, depth))
+            parts.append(await self._text(session, actor, kind, q, depth))
         if q.method != "bm25":
-            parts.extend(await self._vector_parts(session, actor, kind, q, conditions, query_vector, depth))
+            parts.extend(await self._vector_parts(session, actor, kind, q, query_vector, depth))
         found = await self._confirm(session, actor, kind, q, parts, depth)
         if q.method == "bm25":
             return found[0]
@@ -244,7 +245,6 @@ class MemorySearch:
         actor: Actor,
         kind: MemoryKind,
         q: SearchQuery,
-        conditions: list,
         limit: int,
         *,
         prefix: bool = False,
@@ -266,6 +266,7 @@ class MemorySearch:
         if not terms:
             return []
         query, score = self._sql.text_query(kind, terms, fields, self._owner(actor, q), prefix=prefix)
+        conditions = self._conditions(actor, kind, q)
         rows = await session.execute(query.where(*conditions).order_by(score.desc(), kind.model.id).limit(limit))
         return [Ranked(kind, memory_id, float(value), {"bm25": float(value)}) for memory_id, value in rows]
 
@@ -275,7 +276,6 @@ class MemorySearch:
         actor: Actor,
         kind: MemoryKind,
         q: SearchQuery,
-        conditions: list,
         query_vector: list[float] | None,
         limit: int,
     ) -> list[_Part]:
@@ -290,6 +290,7 @@ class MemorySearch:
                 return await cache.nearest(session, key, query_vector, depth, q.field, marker=marker)
 
             return [_Unconfirmed(vector_top, cache.marker_query(key), "embedding")]
+        conditions = self._conditions(actor, kind, q)
         return [
             await self._vector_field(session, actor, kind, q, conditions, query_vector, field_name, limit)
             for field_name in ((q.field,) if q.field else kind.embedded_fields)
@@ -362,8 +363,7 @@ class MemorySearch:
         if self._text_index is not None and q.user_id is not None and not tag_or_date:
             index_key = TextKey(actor.organization_id, q.user_id, kind.name)
             queries.append(self._text_index.marker_query(index_key, kind))
-        # All the indexes' change markers in one statement.
-        values = [int(v or 0) for v in (await session.execute(select(*(m.scalar_subquery() for m in queries)))).one()]
+        values = await self._markers(session, queries)
         markers = dict(zip(pending, values, strict=False))
         index = None
         if index_key is not None and self._text_index is not None:
@@ -385,6 +385,19 @@ class MemorySearch:
                     still.append(i)
             pending, depth = still, depth * 4
         return results
+
+    async def _markers(self, session: AsyncSession, queries: list[MarkerQuery]) -> list[int]:
+        """All the indexes' change markers in one statement (built once per combination)."""
+        statements = {id(query.statement): query.statement for query in queries}
+        shape = tuple(statements)
+        combined = self._marker_statements.get(shape)
+        if combined is None:
+            combined = select(*(statement.scalar_subquery() for statement in statements.values()))
+            self._marker_statements[shape] = combined
+        params = {name: value for query in queries for name, value in query.params.items()}
+        row = (await session.execute(combined, params)).one()
+        by_statement = dict(zip(shape, row, strict=True))
+        return [int(by_statement[id(query.statement)] or 0) for query in queries]
 
     async def _allowed(
         self, session: AsyncSession, actor: Actor, kind: MemoryKind, q: SearchQuery, ids: set[str]
@@ -430,13 +443,11 @@ class MemorySearch:
         )
         return [Ranked(kind, memory_id, 1.0, {"string_match": 1.0}) for memory_id in ids]
 
-    async def _fuzzy(
-        self, session: AsyncSession, actor: Actor, kind: MemoryKind, q: SearchQuery, conditions: list
-    ) -> list[Ranked]:
+    async def _fuzzy(self, session: AsyncSession, actor: Actor, kind: MemoryKind, q: SearchQuery) -> list[Ranked]:
         """Typo-tolerant: prefix matches from the text index, re-ranked by string similarity."""
         shortened = " ".join(term[:4] for term in search_terms(q.query))
         probe = SearchQuery(**{**q.__dict__, "query": shortened})
-        text = await self._text(session, actor, kind, probe, conditions, FUZZY_CANDIDATES, prefix=True)
+        text = await self._text(session, actor, kind, probe, FUZZY_CANDIDATES, prefix=True)
         (candidates,) = await self._confirm(session, actor, kind, q, [text], FUZZY_CANDIDATES)
         if not candidates:
             return []
