@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, make_url
+from sqlalchemy import URL, event, make_url
+from sqlalchemy.dialects import registry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -32,12 +33,20 @@ def _ensure_sqlite_dir(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
+def _one_trip_driver(url: str) -> URL:
+    """The same database through ``mirix.db.sqlite_driver`` (one driver-thread trip per statement)."""
+    from mirix.db import sqlite_driver
+
+    registry.register(f"sqlite.{sqlite_driver.DRIVER}", "mirix.db.sqlite_driver", "SQLiteDialect")
+    return make_url(url).set(drivername=f"sqlite+{sqlite_driver.DRIVER}")
+
+
 def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     url = url or settings.async_database_url
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
         engine = create_async_engine(
-            url,
+            _one_trip_driver(url),
             echo=settings.db_echo,
             connect_args={"timeout": 30},
             pool_size=settings.db_pool_size,
