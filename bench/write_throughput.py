@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -94,9 +95,10 @@ class Server:
             **os.environ,
             "MIRIX_DATA_DIR": str(self.data_dir),
             "MIRIX_WORKERS": str(self.workers),
-            "MIRIX_LOG_LEVEL": "WARNING",
+            "MIRIX_LOG_LEVEL": os.environ.get("BENCH_SERVER_LOG_LEVEL", "WARNING"),
         }
         env.pop("MIRIX_PG_URI", None)
+        self._log = (self.data_dir / "server.log").open("w")  # warnings and errors
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -105,8 +107,8 @@ class Server:
             "--port",
             str(self.port),
             env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=asyncio.subprocess.STDOUT,
         )
         async with httpx.AsyncClient() as client:
             for _ in range(600):
@@ -124,10 +126,18 @@ class Server:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, exc_type: object, *exc: object) -> None:
         assert self.process is not None
-        self.process.send_signal(signal.SIGINT)
-        await asyncio.wait_for(self.process.wait(), 30)
+        if self.process.returncode is not None:
+            print(f"the server had exited with {self.process.returncode}", file=sys.stderr)
+        else:
+            self.process.send_signal(signal.SIGINT)
+            await asyncio.wait_for(self.process.wait(), 30)
+        self._log.close()
+        if exc_type is None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+        else:
+            print(f"server data and log kept in {self.data_dir}", file=sys.stderr)
 
 
 async def run_adds(server: Server, fake: FakeProvider, adds: int, users: int) -> dict:
@@ -162,6 +172,8 @@ async def run_adds(server: Server, fake: FakeProvider, adds: int, users: int) ->
         job_ids = await asyncio.gather(*(add(i) for i in range(adds)))
         # One user's jobs finish in order, so watching each user's last job is enough; polling every
         # job would load the server being measured.
+        # (Adds sent at once may reach the server in any order, so a few other jobs can still be
+        # running then: those are waited for one by one.)
         last_of_user = {i % users: job_id for i, job_id in enumerate(job_ids)}
         pending = set(last_of_user.values())
         while pending:
@@ -169,6 +181,8 @@ async def run_adds(server: Server, fake: FakeProvider, adds: int, users: int) ->
             for job_id in list(pending):
                 if (await client.get(f"/memory/jobs/{job_id}")).json()["status"] in ("succeeded", "failed"):
                     pending.discard(job_id)
+            if not pending:
+                pending = {j for j in job_ids if (await client.get(f"/memory/jobs/{j}")).json()["duration_ms"] is None}
         elapsed = time.perf_counter() - started
         server_cpu = server.cpu_seconds() - cpu_before[0]
         bench_cpu = time.process_time() - cpu_before[1]
@@ -209,7 +223,7 @@ async def rate(
 async def acknowledgement(server: Server, concurrency: int, seconds: float) -> dict:
     headers = {"X-API-Key": server.key}
     async with httpx.AsyncClient(
-        base_url=server.url, headers=headers, timeout=60, limits=httpx.Limits(max_connections=concurrency * 2)
+        base_url=server.url, headers=headers, timeout=60, limits=httpx.Limits(max_connections=concurrency)
     ) as client:
         body = {
             "user_id": "ack-user",

@@ -90,6 +90,7 @@ async def _serve(settings: Settings) -> None:
         access_log=False,
         proxy_headers=True,
         lifespan="on",
+        timeout_keep_alive=settings.http_keep_alive_seconds,
     )
     await uvicorn.Server(config).serve()
 

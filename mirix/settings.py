@@ -41,6 +41,12 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8531, ge=1, le=65535)
+    http_keep_alive_seconds: int = Field(
+        default=75,
+        ge=1,
+        description="How long an idle keep-alive connection stays open. Longer than the idle time of client pools "
+        "and proxies (commonly 60 s): a connection closed under a client that just reused it is a reset request.",
+    )
     bootstrap: bool = Field(
         default=True,
         description="On first start with an empty database, create a default org, client, user and API key.",

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from mirix.search.text import stems
-from mirix.search.text_index import B, K1, TextIndex, TextKey
+from mirix.search.text_index import K1, B, TextIndex, TextKey
 from mirix.search.vector_cache import VectorCache, VectorKey
 from mirix.server.server import AsyncServer
 from mirix.services.memory.kinds import EPISODIC, SEMANTIC

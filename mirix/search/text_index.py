@@ -81,7 +81,9 @@ class _Segment:
         return np.repeat(np.arange(len(self.terms), dtype=np.int64), np.diff(self.offsets))
 
 
-def _group(terms: dict[str, int], term_ids: np.ndarray, slots: np.ndarray, fields: np.ndarray, counts: np.ndarray):
+def _group(
+    terms: dict[str, int], term_ids: np.ndarray, slots: np.ndarray, fields: np.ndarray, counts: np.ndarray
+) -> _Segment:
     """A segment from postings in any order (each (term, slot, field) at most once)."""
     import numpy as np
 
