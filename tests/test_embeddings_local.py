@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import subprocess
 import sys
 import time
@@ -318,3 +319,21 @@ async def test_retry_only_transient_errors() -> None:
     with pytest.raises(TimeoutError):
         await retry(always_down, transient=lambda exc: isinstance(exc, TimeoutError), attempts=3, sleep=fake_sleep)
     assert calls == 3
+
+
+def test_serving_app_loads_the_model_and_llm_sdk_before_the_first_request(tmp_path) -> None:
+    """Both take a good part of a second holding the GIL; paid under the first memory job they
+    stalled every request in flight (checked in a fresh interpreter, where nothing is loaded yet)."""
+    code = (
+        "import asyncio, sys\n"
+        "from mirix.api.app import create_app\n"
+        "from mirix.embeddings import get_local_provider\n"
+        "from mirix.settings import Settings\n"
+        f"app = create_app(Settings(data_dir={str(tmp_path)!r}, bootstrap=False, _env_file=None))\n"
+        "async def main():\n"
+        "    assert 'openai' not in sys.modules and not get_local_provider().loaded\n"
+        "    async with app.router.lifespan_context(app):\n"
+        "        assert 'openai' in sys.modules and get_local_provider().loaded\n"
+        "asyncio.run(main())\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "MIRIX_LLM_ENDPOINT_TYPE": "openai"})

@@ -65,7 +65,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = server is None
-        app.state.server = server or await AsyncServer.start(settings)
+        if server is None:
+            started = await AsyncServer.start(settings)
+            await started.warm_up()
+            app.state.server = started
+        else:
+            app.state.server = server
         if owned:
             await app.state.server.start_workers()
         if on_started is not None:

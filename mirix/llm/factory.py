@@ -4,6 +4,7 @@ connection pools) are shared between configurations that differ only in model or
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -44,6 +45,22 @@ _BUILDERS = {
     "anthropic": _build_anthropic,
     "google_ai": _build_google,
 }
+
+
+_SDK_MODULES = {
+    "openai": "mirix.llm.openai_client",
+    "azure_openai": "mirix.llm.openai_client",
+    "anthropic": "mirix.llm.anthropic_client",
+    "google_ai": "mirix.llm.google_client",
+}
+
+
+def import_sdk(endpoint_type: str) -> None:
+    """Import the client module (and so the SDK) an endpoint type needs, ahead of the first call:
+    importing an SDK takes a good part of a second, all of it holding the GIL."""
+    module = _SDK_MODULES.get(endpoint_type)
+    if module is not None:
+        importlib.import_module(module)
 
 
 def _key_hash(api_key: str) -> str:

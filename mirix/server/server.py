@@ -159,6 +159,17 @@ class AsyncServer:
             server.bootstrap_key = await bootstrap_if_empty(server.sessions, server.clients, settings.api_key_file)
         return server
 
+    async def warm_up(self) -> None:
+        """Pay the one-time costs before the first request rather than during it: importing the
+        default LLM SDK and loading the local embedding model. Both hold the GIL for a good part of
+        a second, which would stall every request in flight behind the first memory job."""
+        from mirix.llm.factory import import_sdk
+
+        import_sdk(self.settings.llm_endpoint_type)  # before serving, so blocking here stalls nobody
+        load = getattr(self.embedder.provider, "load", None) if self.embedder is not None else None
+        if load is not None:
+            await load()
+
     async def start_workers(self) -> None:
         """Start taking memory jobs, beginning with those a previous run left unfinished."""
         await self.queue.start(self.job_runner)
