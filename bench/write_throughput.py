@@ -170,23 +170,33 @@ async def run_adds(server: Server, fake: FakeProvider, adds: int, users: int) ->
 
         cpu_before = server.cpu_seconds(), time.process_time()
         job_ids = await asyncio.gather(*(add(i) for i in range(adds)))
+
         # One user's jobs finish in order, so watching each user's last job is enough; polling every
-        # job would load the server being measured.
-        # (Adds sent at once may reach the server in any order, so a few other jobs can still be
-        # running then: those are waited for one by one.)
-        last_of_user = {i % users: job_id for i, job_id in enumerate(job_ids)}
-        pending = set(last_of_user.values())
+        # job would load the server being measured. (Adds sent at once may reach the server in any
+        # order, so a few other jobs can still be running then: the clock waits for those too.)
+        async def status(job_id: str) -> dict:
+            return (await client.get(f"/memory/jobs/{job_id}")).json()
+
+        def finished(job: dict) -> bool:
+            return job["status"] in ("succeeded", "failed")
+
+        def clock() -> tuple[float, float, float]:
+            return (
+                time.perf_counter() - started,
+                server.cpu_seconds() - cpu_before[0],
+                time.process_time() - cpu_before[1],
+            )
+
+        pending = set({i % users: job_id for i, job_id in enumerate(job_ids)}.values())
         while pending:
             await asyncio.sleep(0.25)
-            for job_id in list(pending):
-                if (await client.get(f"/memory/jobs/{job_id}")).json()["status"] in ("succeeded", "failed"):
-                    pending.discard(job_id)
-            if not pending:
-                pending = {j for j in job_ids if (await client.get(f"/memory/jobs/{j}")).json()["duration_ms"] is None}
-        elapsed = time.perf_counter() - started
-        server_cpu = server.cpu_seconds() - cpu_before[0]
-        bench_cpu = time.process_time() - cpu_before[1]
-        jobs = {job_id: (await client.get(f"/memory/jobs/{job_id}")).json() for job_id in job_ids}
+            pending = {job_id for job_id in pending if not finished(await status(job_id))}
+        elapsed, server_cpu, bench_cpu = clock()
+        jobs = {job_id: await status(job_id) for job_id in job_ids}
+        while unfinished := [job_id for job_id, job in jobs.items() if not finished(job)]:
+            await asyncio.sleep(0.25)
+            jobs.update({job_id: await status(job_id) for job_id in unfinished})
+            elapsed, server_cpu, bench_cpu = clock()
     failed = sum(job["status"] == "failed" for job in jobs.values())
     return {
         "adds": adds,

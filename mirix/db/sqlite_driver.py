@@ -13,8 +13,7 @@ Used by ``mirix.db.engine`` for every ``sqlite`` URL (registered as ``sqlite+mir
 from __future__ import annotations
 
 import collections
-import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
@@ -23,6 +22,9 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     SQLiteDialect_aiosqlite,
 )
 from sqlalchemy.util.concurrency import await_
+
+if TYPE_CHECKING:
+    import sqlite3
 
 DRIVER = "mirix_aiosqlite"
 
@@ -99,6 +101,7 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
 
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> _Connection:
+        # The stock connect opens the aiosqlite connection (thread, options); only its adapter is swapped.
         stock = super().connect(*arg, **kw)
         return _Connection(self, stock._connection)
 

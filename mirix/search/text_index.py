@@ -145,6 +145,7 @@ class _Index:
     scopes: list[str]  # slot -> the memory's scope
     alive: np.ndarray  # bool per slot
     lengths: np.ndarray  # float32 words per slot
+    average_length: float  # over the live slots
     main: _Segment
     delta: _Segment | None
 
@@ -173,7 +174,6 @@ class _Index:
         if not live or k <= 0:
             return []
         field_weights = np.asarray(weights, dtype=np.float32)
-        average = float(self.lengths[self.alive].mean()) or 1.0
         scores = np.zeros(n, dtype=np.float64)
         for term in terms:
             found = [p for p in (self.main.postings(term), self.delta and self.delta.postings(term)) if p]
@@ -185,7 +185,7 @@ class _Index:
             idf = max(math.log((live - df + 0.5) / (df + 0.5)), 1e-6)
             hit = np.flatnonzero(frequency)
             tf = frequency[hit]
-            norm = K1 * (1 - B + B * self.lengths[hit] / average)
+            norm = K1 * (1 - B + B * self.lengths[hit] / self.average_length)
             scores[hit] += idf * tf * (K1 + 1) / (tf + norm)
         scores[~self.alive] = 0.0
         matched = np.flatnonzero(scores > 0)
@@ -222,13 +222,15 @@ def _build(rows: list[tuple], field_count: int, entry: _Index | None, marker: in
     alive[retired] = False
     alive[list(lengths)] = True
     length[list(lengths)] = list(lengths.values())
+    average = float(length[alive].mean()) if slots else 0.0
+    average = average or 1.0
     if entry is None:
-        return _Index(marker, ids, slots, scopes, alive, length, segment, None)
+        return _Index(marker, ids, slots, scopes, alive, length, average, segment, None)
     delta = segment if entry.delta is None else _merge(entry.delta, segment, alive)
     main = entry.main
     if delta.size * 8 > main.size:  # a large delta slows every query: fold it into the main segment
         main, delta = _merge(main, delta, alive), None
-    return _Index(marker, ids, slots, scopes, alive, length, main, delta)
+    return _Index(marker, ids, slots, scopes, alive, length, average, main, delta)
 
 
 def _texts(kind: MemoryKind, values: Sequence) -> list[str]:

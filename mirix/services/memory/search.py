@@ -202,8 +202,7 @@ class MemorySearch:
         return conditions
 
     def _owner(self, actor: Actor, q: SearchQuery) -> Owner:
-        scopes = (q.scope,) if q.scope is not None else actor.read_scopes
-        return Owner(actor.organization_id, q.user_id, scopes)
+        return Owner(actor.organization_id, q.user_id, _scopes(actor, q))
 
     async def _search_kind(
         self,
@@ -368,7 +367,7 @@ class MemorySearch:
         index = None
         if index_key is not None and self._text_index is not None:
             index = await self._text_index.current(session, index_key, kind, marker=values[-1])
-        scopes = (q.scope,) if q.scope is not None else actor.read_scopes
+        scopes = _scopes(actor, q)
         while pending:
             candidates = {i: await parts[i].top(depth, markers[i]) for i in pending}
             ids = {memory_id for found in candidates.values() for memory_id, _ in found}
@@ -460,6 +459,11 @@ class MemorySearch:
             ranked.append(Ranked(kind, row.id, score, {"fuzzy_match": score}, row))
         ranked.sort(key=_by_score)
         return ranked[: q.limit]
+
+
+def _scopes(actor: Actor, q: SearchQuery) -> tuple[str, ...]:
+    """The scopes a search reads: the one it names (already checked readable) or all readable ones."""
+    return (q.scope,) if q.scope is not None else actor.read_scopes
 
 
 def _by_score(hit: Ranked) -> float:
