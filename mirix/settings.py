@@ -172,7 +172,10 @@ class Settings(BaseSettings):
     )
     redis_prefix: str = Field(default="mirix:", description="Prefix of every Redis key this server writes.")
     redis_timeout_seconds: float = Field(
-        default=0.25, gt=0, description="Connect and socket timeout of Redis calls; a slow Redis counts as down."
+        default=1.0,
+        gt=0,
+        description="Connect and socket timeout of Redis calls; a slow Redis counts as down. Not much shorter: a "
+        "busy event loop can make a healthy Redis look late.",
     )
     cache_ttl_seconds: float = Field(default=300.0, ge=0, description="Redis: users and core blocks (0 = off).")
     cache_auth_ttl_seconds: float = Field(default=60.0, ge=0, description="Redis: API-key lookups (0 = off).")

@@ -31,7 +31,7 @@ _MAX_PENDING = 100_000
 class RedisCache:
     shared = True
 
-    def __init__(self, url: str, *, prefix: str = "mirix:", timeout: float = 0.25, retry_seconds: float = 1.5) -> None:
+    def __init__(self, url: str, *, prefix: str = "mirix:", timeout: float = 1.0, retry_seconds: float = 1.5) -> None:
         self.client = Redis.from_url(
             url,
             socket_timeout=timeout,
