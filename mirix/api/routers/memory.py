@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from mirix.api.deps import CurrentActor, Server
 from mirix.errors import NotFoundError, UnprocessableError
@@ -75,18 +74,18 @@ def _field(search_field: str) -> str | None:
     return None if search_field in ("", "null", "None") else search_field
 
 
-@dataclass
-class SearchParams:
-    """The query parameters /memory/search and /memory/search_all_users share (MIRIX's names)."""
+class SearchParams(BaseModel):
+    """The query parameters /memory/search and /memory/search_all_users share (MIRIX's names).
+
+    A model read as ``Query()`` rather than a dataclass under ``Depends()``: FastAPI calls a class
+    dependency in a worker thread, one thread hop per search."""
 
     memory_type: str = "all"
     search_field: str = "null"
-    search_method: Annotated[str, Query(description="bm25, embedding, hybrid (default), string_match, fuzzy_match")] = (
-        "hybrid"
-    )
-    limit: Limit = 10
-    filter_tags: Annotated[str | None, Query(description="JSON object, see the filter grammar")] = None
-    similarity_threshold: Annotated[float | None, Query(ge=0, le=2)] = None
+    search_method: str = Field("hybrid", description="bm25, embedding, hybrid (default), string_match, fuzzy_match")
+    limit: int = Field(10, ge=1, le=1000)
+    filter_tags: str | None = Field(None, description="JSON object, see the filter grammar")
+    similarity_threshold: float | None = Field(None, ge=0, le=2)
     start_date: str | None = None
     end_date: str | None = None
     include_core_memory: bool = False
@@ -143,7 +142,7 @@ async def _search_body(
 async def search(
     server: Server,
     actor: CurrentActor,
-    params: Annotated[SearchParams, Depends()],
+    params: Annotated[SearchParams, Query()],
     user_id: IdStr | None = None,
     query: Annotated[str, Query(max_length=4000)] = "",
 ):
@@ -156,7 +155,7 @@ async def search(
 async def search_all_users(
     server: Server,
     actor: CurrentActor,
-    params: Annotated[SearchParams, Depends()],
+    params: Annotated[SearchParams, Query()],
     query: Annotated[str, Query(max_length=4000)],
     client_id: str | None = None,
     org_id: str | None = None,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirix.db.engine import Sessions
@@ -117,6 +117,7 @@ class MemorySearch:
         self._vectors = vector_cache
         self._text_index = text_index if isinstance(self._sql, SqliteSearch) else None
         self._marker_statements: dict[tuple[int, ...], Select[Any]] = {}
+        self._by_ids: dict[str, Select[Any]] = {}
         self.text_weight = text_weight
         self.vector_weight = vector_weight
         self.rrf_k = rrf_k
@@ -173,8 +174,11 @@ class MemorySearch:
         kinds = {hit.kind.name: hit.kind for hit in ranked}
         rows: dict[str, MemoryMixin] = {}
         for name, ids in by_kind.items():
-            model = kinds[name].model
-            rows.update((row.id, row) for row in await session.scalars(select(model).where(model.id.in_(ids))))
+            statement = self._by_ids.get(name)
+            if statement is None:  # built once per type: building it cost more than running it
+                model = kinds[name].model
+                statement = self._by_ids[name] = select(model).where(model.id.in_(bindparam("ids", expanding=True)))
+            rows.update((row.id, row) for row in await session.scalars(statement, {"ids": ids}))
         hits = []
         for hit in ranked:
             row = hit.row or rows.get(hit.id)
