@@ -18,6 +18,7 @@ from mirix.llm import (
     CallRecord,
     Completion,
     ImagePart,
+    LLMBadResponseError,
     LLMConfigurationError,
     LLMContextWindowError,
     LLMProviderError,
@@ -400,6 +401,29 @@ async def test_unparseable_tool_call_becomes_a_tool_call_with_error(
     assert call.arguments is None and not call.ok
     assert call.error
     assert completion.finish_reason == "tool_calls"
+
+
+@pytest.mark.parametrize("provider", ["openai", "azure_openai"])
+async def test_openai_format_answers_are_read_leniently(
+    provider: str, fake: FakeProvider, registry: LLMRegistry
+) -> None:
+    """Compatible servers leave out fields OpenAI always sends; what is there is read, what is
+    unusable is a bad-response error, never a crash."""
+    client = registry.get(config_for(provider, fake))
+    fake.queue(Fault.body({"choices": [{"message": {"content": "hi"}}]}))
+    completion = await client.complete(CONVERSATION)
+    assert completion.text == "hi" and completion.finish_reason == "stop"
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (0, 0)
+
+    call = {"id": "c1", "type": "function", "function": {"name": "finish", "arguments": "{}"}}
+    fake.queue(Fault.body({"choices": [{"message": {"content": None, "tool_calls": [call, "junk"]}}]}))
+    completion = await client.complete(CONVERSATION, tools=[MEMORY_TOOL])
+    assert [c.name for c in completion.tool_calls] == ["finish"] and completion.finish_reason == "tool_calls"
+
+    for body in ({"object": "chat.completion", "choices": []}, {"choices": [{"index": 0}]}, ["not", "an", "object"]):
+        fake.queue(Fault.body(body))
+        with pytest.raises(LLMBadResponseError):
+            await client.complete(CONVERSATION)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

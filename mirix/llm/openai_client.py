@@ -108,26 +108,30 @@ class OpenAIChatClient(BaseChatClient):
         return body
 
     async def _complete_once(self, request: ChatRequest) -> ProviderResult:
-        response = await self.sdk.post(
-            "/chat/completions", body=self._body(request, stream=False), cast_to=ChatCompletion
-        )
-        if not response.choices:
+        # The JSON as it came (cast_to=object): building the SDK's ChatCompletion models cost more
+        # CPU than the rest of the call, for the few fields read here.
+        response = await self.sdk.post("/chat/completions", body=self._body(request, stream=False), cast_to=object)
+        choices = response.get("choices") if isinstance(response, dict) else None
+        if not choices or not isinstance(choices[0], dict):
             raise self._error(LLMBadResponseError, "the response has no choices")
-        choice = response.choices[0]
-        message = choice.message
+        choice = choices[0]
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            raise self._error(LLMBadResponseError, "the response's choice has no message")
         calls = [
-            make_tool_call(tc.id, tc.function.name, tc.function.arguments)
-            for tc in message.tool_calls or []
-            if getattr(tc, "function", None) is not None
+            make_tool_call(call.get("id"), function.get("name") or "", function.get("arguments"))
+            for call in message.get("tool_calls") or []
+            if isinstance(call, dict) and isinstance(function := call.get("function"), dict)
         ]
-        refusal = getattr(message, "refusal", None)
+        content, refusal = message.get("content"), message.get("refusal")
+        finish_reason = choice.get("finish_reason")
         return ProviderResult(
-            text=message.content or refusal or "",
+            text=content or refusal or "",
             tool_calls=calls,
-            finish_reason="content_filter" if refusal and not message.content else _finish(choice.finish_reason, calls),
-            raw_finish_reason=choice.finish_reason,
-            usage=_usage(response.usage),
-            model=response.model,
+            finish_reason="content_filter" if refusal and not content else _finish(finish_reason, calls),
+            raw_finish_reason=finish_reason,
+            usage=_usage(response.get("usage")),
+            model=response.get("model"),
         )
 
     async def _stream_once(self, request: ChatRequest) -> AsyncIterator[TextDelta | ToolCallDelta | ProviderResult]:
@@ -268,7 +272,9 @@ def _finish(reason: str | None, calls: list[ToolCall]) -> FinishReason:
 def _usage(usage: Any) -> Usage:
     if usage is None:
         return Usage()
-    return Usage(prompt_tokens=usage.prompt_tokens or 0, completion_tokens=usage.completion_tokens or 0)
+    if not isinstance(usage, dict):  # a streamed chunk's model
+        usage = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
+    return Usage(prompt_tokens=usage.get("prompt_tokens") or 0, completion_tokens=usage.get("completion_tokens") or 0)
 
 
 def _message(exc: openai.APIError) -> str:

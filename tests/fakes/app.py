@@ -21,7 +21,7 @@ from starlette.routing import Route
 from tests.fakes import anthropic_format, gemini_format, ollama_format, openai_format
 from tests.fakes.embedder import embed
 from tests.fakes.recorded import Operation, Provider, RecordedRequest
-from tests.fakes.replies import Reply, StatusFault, TimeoutFault, estimate_tokens
+from tests.fakes.replies import RawBody, Reply, StatusFault, TimeoutFault, estimate_tokens
 from tests.fakes.script import Script, StreamLog
 from tests.fakes.wire import ChatFormat, ErrorResponse, RenderContext, default_message, retry_headers
 
@@ -267,7 +267,7 @@ class _Handlers:
                 if not await _wait(request, answer.seconds):
                     return Response(status_code=499)
                 answer = await self.script.next_answer(recorded)
-            if not isinstance(answer, Reply | StatusFault):
+            if not isinstance(answer, Reply | StatusFault | RawBody):
                 raise TypeError(f"responder must return a Reply or a Fault, not {answer!r}")
         except Exception as exc:  # a bug in the test's responder: keep it for stop() to re-raise
             self.script.errors.append(exc)
@@ -275,6 +275,8 @@ class _Handlers:
             return _error(ErrorResponse(failure.status, failure.body, {**failure.headers, "x-should-retry": "false"}))
         if isinstance(answer, StatusFault):
             return _error(fmt.render_error(answer))
+        if isinstance(answer, RawBody):
+            return JSONResponse(answer.body, status_code=answer.status)
         return self._render_reply(answer, fmt, model, recorded, include_usage)
 
     def _render_reply(

@@ -118,8 +118,16 @@ class TimeoutFault:
     seconds: float = 5.0
 
 
+@dataclass(frozen=True)
+class RawBody:
+    """Answer with exactly this JSON body (a response the provider format would not produce)."""
+
+    body: Any
+    status: int = 200
+
+
 class Fault:
-    """Factories for failure modes; the instances are plain data (StatusFault, TimeoutFault, Reply)."""
+    """Factories for failure modes; the instances are plain data (StatusFault, TimeoutFault, RawBody, Reply)."""
 
     @staticmethod
     def status(status: int, message: str = "", *, retry_after: float | None = None) -> StatusFault:
@@ -128,6 +136,10 @@ class Fault:
     @staticmethod
     def timeout(seconds: float = 5.0) -> TimeoutFault:
         return TimeoutFault(seconds)
+
+    @staticmethod
+    def body(body: Any, status: int = 200) -> RawBody:
+        return RawBody(body, status)
 
     @staticmethod
     def malformed_tool_call(
@@ -144,7 +156,7 @@ class Fault:
         return Reply(calls=(ToolCall(name, raw_arguments=raw_arguments),))
 
 
-Scripted = Reply | StatusFault | TimeoutFault
+Scripted = Reply | StatusFault | TimeoutFault | RawBody
 """Anything the fake can be told to answer a chat request with."""
 
 EmbeddingFault = StatusFault | TimeoutFault
