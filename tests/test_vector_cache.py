@@ -116,3 +116,39 @@ def test_server_start_keeps_blas_to_one_thread(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[1]"
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("field", [None, "summary"])
+async def test_a_product_split_across_threads_ranks_exactly_like_one_product(server, tenant, monkeypatch, field):
+    """Large matrices are multiplied in slices side by side; the slices must cover every row once."""
+    from mirix.search import vector_cache
+
+    items = [{"name": f"thing {i}", "summary": f"thing number {i} of {i % 7} kinds"} for i in range(60)]
+    await server.memories.insert_many(tenant.actor, SEMANTIC, "alice", items)
+    key = VectorKey(tenant.org_id, "alice", "semantic", server.embedder.model)
+    query = (await server.embedder.embed(["thing number 3"]))[0]
+
+    async def nearest() -> list[tuple[str, float]]:
+        async with server.sessions() as session:
+            return await VectorCache().nearest(session, key, query, 25, field)
+
+    whole = await nearest()  # 120 rows (two fields each): one product on the event loop
+    monkeypatch.setattr(vector_cache, "INLINE_ROWS", 0)
+    monkeypatch.setattr(vector_cache, "SLICE_ROWS", 17)  # 120 rows -> 3 slices of 40 on "3 cores"
+    monkeypatch.setattr(vector_cache, "_CORES", 3)
+    monkeypatch.setattr(vector_cache, "RANK_INLINE_ROWS", 0)
+    split = await nearest()
+    assert len(whole) == 25
+    assert [memory_id for memory_id, _ in split] == [memory_id for memory_id, _ in whole]
+    assert [score for _, score in split] == pytest.approx([score for _, score in whole], abs=1e-6)
+
+
+@pytest.mark.parametrize("rows", [1, 8191, 8192, 16384, 20000, 200001])
+def test_slices_cover_every_row_once(rows):
+    from mirix.search.vector_cache import _slices
+
+    parts = _slices(rows, 8192, 2)
+    assert parts[0].start == 0 and parts[-1].stop == rows
+    assert all(a.stop == b.start for a, b in zip(parts, parts[1:], strict=False))
+    assert len(parts) == (2 if rows >= 16384 else 1)
