@@ -308,7 +308,9 @@ class TextIndex(SnapshotCache[TextKey, _Index]):
         """Up to ``k`` (memory id, score) pairs of ``key``'s memories matching ``terms`` (stems) in
         ``fields``, best first."""
         index = await self.current(session, key, kind, marker=marker)
-        if index is None:
-            return []
-        weights = [w if f in fields else 0.0 for f, w in zip(kind.text_fields, kind.text_weights, strict=True)]
-        return index.top(terms, weights, k)
+        return index.top(terms, field_weights(kind, fields), k) if index is not None else []
+
+
+def field_weights(kind: MemoryKind, fields: Sequence[str]) -> list[float]:
+    """The type's BM25 weight of each text field, 0 for those not searched."""
+    return [w if f in fields else 0.0 for f, w in zip(kind.text_fields, kind.text_weights, strict=True)]

@@ -174,9 +174,14 @@ class VectorCache(SnapshotCache[VectorKey, _Entry]):
     ) -> list[tuple[str, float]]:
         """Up to ``k`` (memory id, cosine similarity) pairs, most similar first: of ``field``'s
         vectors, or the best field of each memory when ``field`` is None."""
+        return await self.rank(await self.current(session, key, marker=marker), query, k, field)
+
+    async def rank(
+        self, entry: _Entry | None, query: list[float], k: int, field: str | None = None
+    ) -> list[tuple[str, float]]:
+        """``nearest`` on a snapshot already at hand (it needs no session)."""
         import numpy as np
 
-        entry = await self.current(session, key, marker=marker)
         if entry is None or not entry.size or entry.buffer.shape[1] != len(query):
             return []
         if field is not None and field not in entry.field_names:

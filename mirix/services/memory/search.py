@@ -23,7 +23,7 @@ from mirix.errors import UnprocessableError
 from mirix.search.filters import compile_filter_tags
 from mirix.search.snapshots import MarkerQuery
 from mirix.search.text import query_stems, search_terms
-from mirix.search.text_index import TextIndex, TextKey
+from mirix.search.text_index import TextIndex, TextKey, field_weights
 from mirix.search.vector_cache import VectorCache, VectorKey
 from mirix.services.actor import Actor
 from mirix.services.memory.kinds import EPISODIC, MemoryKind
@@ -63,11 +63,13 @@ class Ranked:
 
 @dataclass(frozen=True)
 class _Unconfirmed:
-    """Candidates from an in-process index: ``top(k, marker)`` gives the best ``k`` (id, score) pairs
-    of the owner, which the database has yet to check against the query's filters; ``marker_query``
-    reads the index's change marker (see ``mirix.search.snapshots``)."""
+    """Candidates from an in-process index, which the database has yet to check against the query's
+    filters: ``load(marker)`` brings the owner's snapshot up to date (the only step using the
+    session), ``rank(snapshot, k)`` gives its best ``k`` (id, score) pairs; ``marker_query`` reads
+    the index's change marker (see ``mirix.search.snapshots``)."""
 
-    top: Callable[[int, int], Awaitable[list[tuple[str, float]]]]
+    load: Callable[[int], Awaitable[Any]]
+    rank: Callable[[Any, int], Awaitable[list[tuple[str, float]]]]
     marker_query: MarkerQuery
     method: str
 
@@ -259,12 +261,15 @@ class MemorySearch:
             stemmed = query_stems(q.query)
             if stemmed:  # (a question of stop words only goes to FTS5, which indexes them)
                 key = TextKey(actor.organization_id, q.user_id, kind.name)
-                index = self._text_index
+                index, weights = self._text_index, field_weights(kind, fields)
 
-                async def text_top(depth: int, marker: int) -> list[tuple[str, float]]:
-                    return await index.top(session, key, kind, stemmed, fields, depth, marker=marker)
+                async def load(marker: int) -> Any:
+                    return await index.current(session, key, kind, marker=marker)
 
-                return _Unconfirmed(text_top, index.marker_query(key, kind), "bm25")
+                async def rank(snapshot: Any, depth: int) -> list[tuple[str, float]]:
+                    return snapshot.top(stemmed, weights, depth) if snapshot is not None else []
+
+                return _Unconfirmed(load, rank, index.marker_query(key, kind), "bm25")
         terms = search_terms(q.query)
         if not terms:
             return []
@@ -289,10 +294,13 @@ class MemorySearch:
             key = VectorKey(actor.organization_id, q.user_id, kind.name, self._memories.embedder.model)
             cache = self._vectors
 
-            async def vector_top(depth: int, marker: int) -> list[tuple[str, float]]:
-                return await cache.nearest(session, key, query_vector, depth, q.field, marker=marker)
+            async def load(marker: int) -> Any:
+                return await cache.current(session, key, marker=marker)
 
-            return [_Unconfirmed(vector_top, cache.marker_query(key), "embedding")]
+            async def rank(snapshot: Any, depth: int) -> list[tuple[str, float]]:
+                return await cache.rank(snapshot, query_vector, depth, q.field)
+
+            return [_Unconfirmed(load, rank, cache.marker_query(key), "embedding")]
         conditions = self._conditions(actor, kind, q)
         return [
             await self._vector_field(session, actor, kind, q, conditions, query_vector, field_name, limit)
@@ -371,9 +379,16 @@ class MemorySearch:
         index = None
         if index_key is not None and self._text_index is not None:
             index = await self._text_index.current(session, index_key, kind, marker=values[-1])
+        snapshots = {i: await parts[i].load(markers[i]) for i in pending}  # one at a time: one session
         scopes = _scopes(actor, q)
+        # Vector parts first: their products run in worker threads while a text part ranks on the loop.
+        pending.sort(key=lambda i: parts[i].method != "embedding")
         while pending:
-            candidates = {i: await parts[i].top(depth, markers[i]) for i in pending}
+            if len(pending) == 1:
+                found_lists = [await parts[pending[0]].rank(snapshots[pending[0]], depth)]
+            else:
+                found_lists = await asyncio.gather(*(parts[i].rank(snapshots[i], depth) for i in pending))
+            candidates = dict(zip(pending, found_lists, strict=True))
             ids = {memory_id for found in candidates.values() for memory_id, _ in found}
             if index_key is not None:
                 allowed = index.visible(list(ids), scopes) if index is not None else set()
