@@ -52,3 +52,26 @@ async def test_search_all_users_core_blocks_filtered_by_tags(http, server, tenan
     body = (await http.get("/memory/search_all_users", params=params, headers=tenant.headers)).json()
     core = [item for item in body["results"] if item["memory_type"] == "core"]
     assert [item["user_id"] for item in core] == ["bob"]
+
+
+async def test_no_write_transaction_once_copied_or_without_templates(server, tenant, monkeypatch):
+    """Every memory job asks for the user's blocks: unless there is something to copy, that is one
+    read and never a write transaction (SQLite has one writer at a time)."""
+    blocks = server.blocks
+    writes: list[str] = []
+    begin = blocks._sessions.begin
+
+    def counting_begin():
+        writes.append("begin")
+        return begin()
+
+    monkeypatch.setattr(blocks._sessions, "begin", counting_begin)
+    assert await blocks.ensure_from_templates(tenant.actor, "alice") == []  # the scope has no templates
+    assert writes == []
+    await blocks.upsert(tenant.actor, BlockIn(label="human", value="Likes tea."), None)
+    writes.clear()
+    (copy,) = await blocks.ensure_from_templates(tenant.actor, "alice")  # a template now: copied once
+    assert copy.user_id == "alice" and copy.value == "Likes tea." and writes == ["begin"]
+    writes.clear()
+    assert [b.id for b in await blocks.ensure_from_templates(tenant.actor, "alice")] == [copy.id]
+    assert writes == []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from mirix.cache import Cache
 from mirix.cache.base import BLOCKS, dump_row, load_row
@@ -168,12 +168,15 @@ class BlockManager(Manager):
         extra = {k: v for k, v in (block_filter_tags or {}).items() if k != "scope"}
         live = (Block.organization_id == actor.organization_id, Block.scope == scope, Block.deleted_at.is_(None))
         owned_query = select(Block).where(*live, Block.user_id == user_id)
-        # Read first: after the first time this is all there is to do, and a read needs no write
+        # Read first, the user's blocks and the templates in one query: after the first time (or when
+        # the scope has no templates) this is all there is to do, and a read needs no write
         # transaction (on SQLite, one writer at a time). Checked again under the write transaction,
         # in case a concurrent job copied the templates meanwhile.
+        mine_or_template = or_(Block.user_id == user_id, Block.user_id.is_(None))
         async with self._sessions() as session:
-            owned = list(await session.scalars(owned_query))
-        if owned:
+            found = list(await session.scalars(select(Block).where(*live, mine_or_template)))
+        owned = [block for block in found if block.user_id is not None]
+        if owned or not found:
             return owned
         async with self._sessions.begin() as session:
             await UserManager.ensure(session, actor.organization_id, user_id)
