@@ -118,6 +118,18 @@ async def test_memory_types_skip_routing(http, tenant, fake, workers):
     assert not any("trigger_memory_update" in r.tools for r in fake.chat_requests)
 
 
+async def test_system_prompt_overrides_reach_the_jobs_agents(http, tenant, fake, workers):
+    await initialize(http, tenant, fake)
+    for path, text in (("by-name/meta/system", "Route with care."), ("by-name/episodic/system", "Keep events.")):
+        assert (await http.patch(f"/agents/{path}", json={"system_prompt": text}, headers=tenant.headers)).is_success
+    job = await wait_job(http, tenant, await add(http, tenant, "I adopted a beagle called Rex."))
+    assert job["status"] == "succeeded", job
+    systems = {tool: r.system for r in fake.chat_requests for tool in r.tools}
+    assert "Route with care." in systems["trigger_memory_update"]
+    assert "Keep events." in systems["episodic_memory_insert"]
+    assert "Keep events." not in systems["semantic_memory_insert"]  # only that agent's prompt changed
+
+
 async def test_jobs_of_one_user_run_in_order_and_users_in_parallel(http, tenant, fake, workers):
     await initialize(http, tenant, fake)
     fake.latency = 0.2

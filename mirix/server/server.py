@@ -275,10 +275,7 @@ class AsyncServer:
 
     async def _llm_for_job(self, job: Job) -> tuple[LLMClient, Callable[[str], Awaitable[str]]]:
         """The job's model (its meta agent's configuration, else the server default) and prompts."""
-        meta = None
-        if job.agent_id is not None:
-            async with self.sessions() as session:
-                meta = await session.get(Agent, job.agent_id)
+        meta, overrides = await self.meta_agents.with_prompts(job.agent_id) if job.agent_id else (None, {})
         if meta is not None and meta.llm_config:
             config = LLMConfig.model_validate(meta.llm_config)
         elif self.settings.llm_model is not None:
@@ -289,7 +286,6 @@ class AsyncServer:
             client = self.llms.get(config)
         except LLMError as exc:
             raise PermanentJobError(str(exc)) from exc
-        overrides = await self.meta_agents.prompts_for(meta)
 
         async def prompt(agent_name: str) -> str:
             if agent_name in overrides:

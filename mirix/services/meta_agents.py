@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from mirix.agents.prompting import MEMORY_AGENT_TYPES, default_prompt
 from mirix.db.base import new_id
@@ -160,15 +160,16 @@ class MetaAgentManager(Manager):
                 )
                 existing.add(block.label)
 
-    async def prompts_for(self, meta: Agent | None) -> dict[str, str]:
-        """Prompt overrides stored on the tree (empty text means "use the shipped default")."""
-        if meta is None:
-            return {}
+    async def with_prompts(self, agent_id: str) -> tuple[Agent | None, dict[str, str]]:
+        """A meta agent and the prompt overrides stored on its tree (empty text means "use the
+        shipped default"), in one query: every memory job needs both."""
+        tree = or_(Agent.id == agent_id, and_(Agent.parent_id == agent_id, Agent.deleted_at.is_(None)))
         async with self._sessions() as session:
-            children = await session.scalars(
-                select(Agent).where(Agent.parent_id == meta.id, Agent.deleted_at.is_(None))
-            )
-            prompts = {c.name.removeprefix(f"{META}_"): c.system for c in children if c.system}
+            agents = list(await session.scalars(select(Agent).where(tree)))
+        meta = next((agent for agent in agents if agent.id == agent_id), None)
+        if meta is None:
+            return None, {}
+        prompts = {c.name.removeprefix(f"{META}_"): c.system for c in agents if c is not meta and c.system}
         if meta.system and meta.system != default_prompt(META):
             prompts[META] = meta.system
-        return prompts
+        return meta, prompts
