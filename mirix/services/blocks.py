@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 
 from mirix.cache import Cache
 from mirix.cache.base import BLOCKS, dump_row, load_row
@@ -27,6 +27,15 @@ MAX_BLOCKS = 200
 def block_tags(block: Block) -> dict:
     """filter_tags as MIRIX shows them: the scope lives inside the tags."""
     return {**(block.filter_tags or {}), "scope": block.scope}
+
+
+# Built once: every memory job runs it, and building a statement costs more CPU than running it.
+_MINE_OR_TEMPLATES = select(Block).where(
+    Block.organization_id == bindparam("org"),
+    Block.scope == bindparam("scope"),
+    Block.deleted_at.is_(None),
+    or_(Block.user_id == bindparam("user"), Block.user_id.is_(None)),
+)
 
 
 class BlockManager(Manager):
@@ -166,18 +175,18 @@ class BlockManager(Manager):
         """Give the user copies of the write scope's template blocks, the first time only."""
         scope = actor.require_write_scope()
         extra = {k: v for k, v in (block_filter_tags or {}).items() if k != "scope"}
-        live = (Block.organization_id == actor.organization_id, Block.scope == scope, Block.deleted_at.is_(None))
-        owned_query = select(Block).where(*live, Block.user_id == user_id)
         # Read first, the user's blocks and the templates in one query: after the first time (or when
         # the scope has no templates) this is all there is to do, and a read needs no write
         # transaction (on SQLite, one writer at a time). Checked again under the write transaction,
         # in case a concurrent job copied the templates meanwhile.
-        mine_or_template = or_(Block.user_id == user_id, Block.user_id.is_(None))
+        params = {"org": actor.organization_id, "scope": scope, "user": user_id}
         async with self._sessions() as session:
-            found = list(await session.scalars(select(Block).where(*live, mine_or_template)))
+            found = list(await session.scalars(_MINE_OR_TEMPLATES, params))
         owned = [block for block in found if block.user_id is not None]
         if owned or not found:
             return owned
+        live = (Block.organization_id == actor.organization_id, Block.scope == scope, Block.deleted_at.is_(None))
+        owned_query = select(Block).where(*live, Block.user_id == user_id)
         async with self._sessions.begin() as session:
             await UserManager.ensure(session, actor.organization_id, user_id)
             owned = list(await session.scalars(owned_query))

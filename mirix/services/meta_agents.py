@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 
 from mirix.agents.prompting import MEMORY_AGENT_TYPES, default_prompt
 from mirix.db.base import new_id
@@ -45,6 +45,27 @@ def _agent_list(config: MetaInitConfig) -> tuple[list[str], dict[str, list[Templ
     return names, blocks
 
 
+# Built once: both run for every memory add or job, and building a statement costs more CPU than
+# running it.
+_CLIENT_META = (
+    select(Agent)
+    .where(
+        Agent.organization_id == bindparam("org"),
+        Agent.client_id == bindparam("client"),
+        Agent.parent_id.is_(None),
+        Agent.agent_type == META,
+        Agent.deleted_at.is_(None),
+    )
+    .order_by(Agent.created_at)
+)
+_TREE = select(Agent).where(
+    or_(
+        Agent.id == bindparam("agent_id"),
+        and_(Agent.parent_id == bindparam("agent_id"), Agent.deleted_at.is_(None)),
+    )
+)
+
+
 class MetaAgentManager(Manager):
     def __init__(self, sessions, agents: AgentManager) -> None:
         super().__init__(sessions)
@@ -52,17 +73,7 @@ class MetaAgentManager(Manager):
 
     async def find(self, actor: Actor) -> Agent | None:
         async with self._sessions() as session:
-            return await session.scalar(
-                select(Agent)
-                .where(
-                    Agent.organization_id == actor.organization_id,
-                    Agent.client_id == actor.client_id,
-                    Agent.parent_id.is_(None),
-                    Agent.agent_type == META,
-                    Agent.deleted_at.is_(None),
-                )
-                .order_by(Agent.created_at)
-            )
+            return await session.scalar(_CLIENT_META, {"org": actor.organization_id, "client": actor.client_id})
 
     async def initialize(self, actor: Actor, config: MetaInitConfig, update_agents: bool) -> AgentView | None:
         """Create the client's agent tree, or return it (updated when ``update_agents``).
@@ -163,9 +174,8 @@ class MetaAgentManager(Manager):
     async def with_prompts(self, agent_id: str) -> tuple[Agent | None, dict[str, str]]:
         """A meta agent and the prompt overrides stored on its tree (empty text means "use the
         shipped default"), in one query: every memory job needs both."""
-        tree = or_(Agent.id == agent_id, and_(Agent.parent_id == agent_id, Agent.deleted_at.is_(None)))
         async with self._sessions() as session:
-            agents = list(await session.scalars(select(Agent).where(tree)))
+            agents = list(await session.scalars(_TREE, {"agent_id": agent_id}))
         meta = next((agent for agent in agents if agent.id == agent_id), None)
         if meta is None:
             return None, {}
