@@ -30,11 +30,15 @@ def block_tags(block: Block) -> dict:
 
 
 # Built once: every memory job runs it, and building a statement costs more CPU than running it.
-_MINE_OR_TEMPLATES = select(Block).where(
-    Block.organization_id == bindparam("org"),
-    Block.scope == bindparam("scope"),
-    Block.deleted_at.is_(None),
-    or_(Block.user_id == bindparam("user"), Block.user_id.is_(None)),
+_MINE_OR_TEMPLATES = (
+    select(Block)
+    .where(
+        Block.organization_id == bindparam("org"),
+        Block.scope == bindparam("scope"),
+        Block.deleted_at.is_(None),
+        or_(Block.user_id == bindparam("user"), Block.user_id.is_(None)),
+    )
+    .order_by(Block.label, Block.id)
 )
 
 
@@ -185,14 +189,12 @@ class BlockManager(Manager):
         owned = [block for block in found if block.user_id is not None]
         if owned or not found:
             return owned
-        live = (Block.organization_id == actor.organization_id, Block.scope == scope, Block.deleted_at.is_(None))
-        owned_query = select(Block).where(*live, Block.user_id == user_id)
         async with self._sessions.begin() as session:
             await UserManager.ensure(session, actor.organization_id, user_id)
-            owned = list(await session.scalars(owned_query))
+            templates = list(await session.scalars(_MINE_OR_TEMPLATES, params))
+            owned = [block for block in templates if block.user_id is not None]
             if owned:
                 return owned
-            templates = await session.scalars(select(Block).where(*live, Block.user_id.is_(None)).order_by(Block.label))
             copies = [
                 Block(
                     id=new_id("block"),
