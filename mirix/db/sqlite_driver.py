@@ -13,7 +13,7 @@ Used by ``mirix.db.engine`` for every ``sqlite`` URL (registered as ``sqlite+mir
 from __future__ import annotations
 
 import collections
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
@@ -23,16 +23,13 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 from sqlalchemy.util.concurrency import await_
 
-if TYPE_CHECKING:
-    import sqlite3
-
 DRIVER = "mirix_aiosqlite"
 
 _Outcome = tuple[Any, list[Any] | None, int, int | None]
 
 
-def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
-    """On the driver thread: execute, fetch everything, close the cursor."""
+def _run(connection: Any, operation: str, parameters: Any, many: bool) -> _Outcome:
+    """On the driver thread, with its ``sqlite3.Connection``: execute, fetch everything, close the cursor."""
     cursor = connection.cursor()
     try:
         if many:
