@@ -41,7 +41,8 @@ async def test_cache_sees_writes_from_another_server(http, server, tenant, setti
 @pytest.mark.sqlite_only
 async def test_cache_evicts_least_recently_used(server, tenant):
 
-    cache = VectorCache(max_bytes=2 * 384 * 4 + 500)  # room for one user's two 384-dimensional vectors
+    per_vector = 384 * 4 + 384 + 3 * 4  # float32 row, int8 codes, scale/error/norm
+    cache = VectorCache(max_bytes=2 * per_vector + 500)  # room for one user's two 384-dimensional vectors
     for user in ("u1", "u2"):
         await server.memories.insert_many(tenant.actor, SEMANTIC, user, [{"name": f"{user} thing", "summary": "x"}])
     async with server.sessions() as session:

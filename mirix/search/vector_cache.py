@@ -1,13 +1,15 @@
-"""Nearest-neighbour search for SQLite: the vectors of one user and field, held in memory.
+"""Nearest-neighbour search for SQLite: the vectors of one user and memory type, held in memory.
 
 SQLite has no vector index here (the sqlite-vec extension cannot be loaded into every Python
 build), and scanning blobs through a Python function costs ~40 ms per 10k rows. Instead the
-vectors of a (user, type, field, model) are loaded once into a float32 matrix and a query is one
-matrix product. Before each use a cheap indexed query (the highest row id of those embeddings)
-tells whether vectors were added since — also by another process — and only the new rows are
-read and appended; a new vector for a memory already held (an update) replaces the old one.
-Vectors removed since only yield candidates that the caller's SQL filter then drops, so results
-are never stale. Entries are evicted least-recently-used by size.
+vectors of a (user, type, model) are loaded once into a float32 matrix, with int8 codes of each
+row that a query scans before scoring the rows left in float32 (``mirix.search.quantized``: the
+result is exactly that of a float32 scan, at a quarter of the memory traffic). Before each use a
+cheap indexed query (the highest row id of those embeddings) tells whether vectors were added
+since — also by another process — and only the new rows are read and appended; a new vector for a
+memory already held (an update) replaces the old one. Vectors removed since only yield candidates
+that the caller's SQL filter then drops, so results are never stale. Entries are evicted
+least-recently-used by size.
 """
 
 from __future__ import annotations
@@ -21,17 +23,17 @@ from sqlalchemy import LargeBinary, Select, bindparam, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mirix.db.models.memory import MemoryEmbedding
+from mirix.search.quantized import Query, best, quantize, scan
 from mirix.search.snapshots import MarkerQuery, SnapshotCache
 
 if TYPE_CHECKING:
     import numpy as np
 
-#: Above this many rows the matrix product moves off the event loop ...
-INLINE_ROWS = 4096
-#: ... split into slices of at least this many rows, one per core: the product is memory-bound and
-#: a worker thread releases the GIL while it runs, so slices computed side by side finish sooner
-#: (measured: 20k rows 2.1 -> 1.6 ms, 200k rows 26 -> 15 ms on two cores).
-SLICE_ROWS = 8192
+#: Above this many rows the scan of the codes moves off the event loop ...
+INLINE_ROWS = 16384
+#: ... split into slices of at least this many rows, one per core: the scan is memory-bound and
+#: releases the GIL, so slices scanned side by side in worker threads finish sooner.
+SLICE_ROWS = 32768
 #: Picking the best rows out of the scores stays on the event loop up to this many rows (~0.1 ms).
 RANK_INLINE_ROWS = 65536
 _CORES = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
@@ -48,14 +50,17 @@ class VectorKey:
 @dataclass(frozen=True)
 class _Entry:
     """A snapshot: ``buffer[:size]`` are the vectors, row ``i`` for field ``fields[i]`` of memory
-    ``ids[i]``. Appending writes past ``size`` into the same buffer and makes a new snapshot, so a
-    product running on an older one is undisturbed."""
+    ``ids[i]``; ``codes`` and ``table`` hold their int8 codes (``mirix.search.quantized``).
+    Appending writes past ``size`` into the same buffers and makes a new snapshot, so a search
+    running on an older one is undisturbed."""
 
     marker: int  # the highest embedding row id read
     ids: list[str]
     fields: np.ndarray  # int8, an index into field_names
     field_names: tuple[str, ...]
     buffer: np.ndarray
+    codes: np.ndarray  # int8, shaped like buffer
+    table: np.ndarray  # float32, (3, len(buffer))
     size: int
 
     @property
@@ -64,7 +69,8 @@ class _Entry:
 
     @property
     def nbytes(self) -> int:
-        return int(self.buffer.nbytes + self.fields.nbytes + 100 * len(self.ids))
+        arrays = self.buffer.nbytes + self.codes.nbytes + self.table.nbytes + self.fields.nbytes
+        return int(arrays + 100 * len(self.ids))
 
 
 def limit_blas_threads() -> None:
@@ -140,7 +146,9 @@ class VectorCache(SnapshotCache[VectorKey, _Entry]):
         new_fields = np.array([names.index(field) for _, field in latest], dtype=np.int8)
         new = np.frombuffer(b"".join(latest.values()), dtype=np.float32).reshape(len(new_ids), dim)
         if entry is None or entry.size == 0:
-            return _Entry(max_id, new_ids, new_fields, tuple(names), new.copy(), len(new_ids))
+            codes, table = np.empty(new.shape, dtype=np.int8), np.empty((3, len(new)), dtype=np.float32)
+            quantize(new, codes, table)
+            return _Entry(max_id, new_ids, new_fields, tuple(names), new.copy(), codes, table, len(new_ids))
         replaced = {(memory_id, names.index(field)) for memory_id, field in latest}
         old = list(zip(entry.ids, entry.fields.tolist(), strict=True))
         if not replaced.isdisjoint(old):  # updated memories: drop their old vectors (costs one compaction)
@@ -151,16 +159,23 @@ class VectorCache(SnapshotCache[VectorKey, _Entry]):
                 entry.fields[keep],
                 entry.field_names,
                 entry.matrix[keep],
+                entry.codes[keep],
+                entry.table[:, keep],
                 len(keep),
             )
         size = entry.size + len(new_ids)
-        buffer = entry.buffer
+        buffer, codes, table = entry.buffer, entry.codes, entry.table
         if size > len(buffer):  # grow geometrically so appending one vector at a time stays cheap
-            buffer = np.empty((max(size, len(buffer) * 3 // 2), dim), dtype=np.float32)
-            buffer[: entry.size] = entry.matrix
+            capacity = max(size, len(buffer) * 3 // 2)
+            buffer = np.empty((capacity, dim), dtype=np.float32)
+            codes = np.empty((capacity, dim), dtype=np.int8)
+            table = np.empty((3, capacity), dtype=np.float32)
+            buffer[: entry.size], codes[: entry.size] = entry.matrix, entry.codes[: entry.size]
+            table[:, : entry.size] = entry.table[:, : entry.size]
         buffer[entry.size : size] = new
+        quantize(new, codes[entry.size : size], table[:, entry.size : size])
         fields = np.concatenate([entry.fields, new_fields])
-        return _Entry(max_id, [*entry.ids, *new_ids], fields, tuple(names), buffer, size)
+        return _Entry(max_id, [*entry.ids, *new_ids], fields, tuple(names), buffer, codes, table, size)
 
     async def nearest(
         self,
@@ -186,46 +201,38 @@ class VectorCache(SnapshotCache[VectorKey, _Entry]):
             return []
         if field is not None and field not in entry.field_names:
             return []
-        q = np.asarray(query, dtype=np.float32)
-        matrix, ids, fields = entry.matrix, entry.ids, entry.fields
-        only = entry.field_names.index(field) if field is not None else -1
+        probe = Query(np.asarray(query, dtype=np.float32))
+        size, ids = entry.size, entry.ids
+        rows = np.flatnonzero(entry.fields == entry.field_names.index(field)) if field is not None else None
         per_memory = 1 if field is not None else len(entry.field_names)
 
-        def rank(scores: np.ndarray) -> list[tuple[str, float]]:
-            if only >= 0:
-                scores[fields != only] = -np.inf
+        def rank(dots: np.ndarray) -> list[tuple[str, float]]:
             # Each memory has at most one row per field, so this many rows hold k distinct memories.
-            top = min(k * per_memory, len(scores))
-            best = np.argpartition(-scores, top - 1)[:top]
-            best = best[np.argsort(-scores[best], kind="stable")]
             found: dict[str, float] = {}
-            for i in best:
-                if len(found) == k or scores[i] == -np.inf:
+            top, scores = best(entry.matrix, entry.table[:, :size], dots, probe, k * per_memory, rows)
+            for i, score in zip(top.tolist(), scores.tolist(), strict=True):
+                if len(found) == k:
                     break
-                found.setdefault(ids[i], float(scores[i]))
+                found.setdefault(ids[i], score)
             return list(found.items())
 
-        if entry.size <= INLINE_ROWS:
-            return rank(matrix @ q)
+        dots = np.empty(size, dtype=np.float32)
+        codes = entry.codes[:size]
+        if size <= INLINE_ROWS:
+            scan(codes, probe, dots)
+            return rank(dots)
         loop = asyncio.get_running_loop()
-        scores = np.empty(entry.size, dtype=np.float32)
         # The slices are awaited from the event loop, never from a worker thread: a worker waiting
         # on other workers could exhaust the pool.
         await asyncio.gather(
             *(
-                loop.run_in_executor(None, _product, matrix[part], q, scores[part])
-                for part in _slices(entry.size, SLICE_ROWS, _CORES)
+                loop.run_in_executor(None, scan, codes[part], probe, dots[part])
+                for part in _slices(size, SLICE_ROWS, _CORES)
             )
         )
-        if entry.size <= RANK_INLINE_ROWS:
-            return rank(scores)
-        return await loop.run_in_executor(None, rank, scores)
-
-
-def _product(matrix: np.ndarray, query: np.ndarray, out: np.ndarray) -> None:
-    import numpy as np
-
-    np.matmul(matrix, query, out=out)
+        if size <= RANK_INLINE_ROWS:
+            return rank(dots)
+        return await loop.run_in_executor(None, rank, dots)
 
 
 def _slices(rows: int, min_rows: int, cores: int) -> list[slice]:
