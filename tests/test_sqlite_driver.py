@@ -53,3 +53,29 @@ async def test_a_statement_is_one_trip_to_the_driver_thread(engine, monkeypatch)
         monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
         assert (await conn.execute(text("SELECT 2"))).scalar() == 2
         assert trips == ["_run"]
+
+
+async def test_ending_a_read_costs_no_trip_and_ending_a_write_still_does(engine, monkeypatch):
+    trips = []
+    real = aiosqlite.Connection._execute
+
+    async def counted(self, fn, *args, **kwargs):
+        trips.append(getattr(fn, "__name__", repr(fn)))
+        return await real(self, fn, *args, **kwargs)
+
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    async with engine.connect() as conn:  # closes with a rollback, which has nothing to end
+        await conn.execute(text("SELECT count(*) FROM t"))
+    assert trips == ["_run"]
+
+    trips.clear()
+    async with engine.connect() as conn:  # a write left uncommitted is rolled back
+        await conn.execute(text("INSERT INTO t (id) VALUES (1)"))
+    assert trips == ["_run", "rollback"]
+    async with engine.begin() as conn:  # ... and a committed one is kept
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 0
+        await conn.execute(text("INSERT INTO t (id) VALUES (2)"))
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT id FROM t"))).scalars().all() == [2]

@@ -5,7 +5,8 @@ thread wake-up, a callback scheduled onto the event loop). SQLAlchemy's adapter 
 trips per statement: open a cursor, execute, fetch the rows, close the cursor. Here one function
 does all four on the driver thread, so a search's three statements cost three trips instead of
 twelve, and concurrent requests contend less for the GIL. Everything else — transactions,
-isolation levels, server-side cursors for streaming — is the stock dialect's.
+isolation levels, server-side cursors for streaming — is the stock dialect's, except that ending
+a transaction that was never begun (a session that only read) costs no trip.
 
 Used by ``mirix.db.engine`` for every ``sqlite`` URL (registered as ``sqlite+mirix_aiosqlite``).
 """
@@ -94,6 +95,22 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 class _Connection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneTripCursor
+
+    def rollback(self) -> None:
+        # Every session rolls back when it closes, but one that only read has no transaction to
+        # end (sqlite3 opens one before the first write), and the trip would be for nothing.
+        if self._in_transaction():
+            super().rollback()
+
+    def commit(self) -> None:
+        if self._in_transaction():
+            super().commit()
+
+    def _in_transaction(self) -> bool:
+        # Read from the event loop's thread: sqlite3 answers this one from the connection's
+        # state without the thread check, and no statement runs on it during a commit or rollback.
+        driver = self._connection._connection
+        return driver is not None and driver.in_transaction
 
 
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
