@@ -31,8 +31,14 @@ from mirix.observability.tracing import setup_tracing
 from mirix.server.server import AsyncServer
 from mirix.settings import Settings
 
+# A request is matched against the routes in this order, so the busiest come first. Among the
+# /memory routers the order matters: memory's /memory/{type}/{id} would also match
+# /memory/raw/{id} and /memory/jobs/{id}.
 ROUTERS = (
     health,
+    raw_memory,
+    memory_write,
+    memory,
     metrics,
     organizations,
     clients,
@@ -43,9 +49,6 @@ ROUTERS = (
     agent_messages,
     config,
     admin,
-    raw_memory,
-    memory_write,
-    memory,
 )
 
 

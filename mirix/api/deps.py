@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from mirix.server.server import AsyncServer
@@ -23,17 +23,19 @@ Server = Annotated[AsyncServer, Depends(get_server)]
 
 
 async def get_actor(
+    request: Request,
     server: Server,
     api_key: Annotated[str | None, Security(_api_key)] = None,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
-    x_client_id: Annotated[str | None, Header(include_in_schema=False)] = None,
-    x_org_id: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Actor:
+    # X-Client-Id / X-Org-Id (trusted gateway, admin tokens) are read directly: they are not in
+    # the schema, and as declared parameters they cost a validation each on every request.
+    headers = request.headers
     actor = await server.authenticate(
         api_key=api_key,
         bearer=bearer.credentials if bearer else None,
-        client_id=x_client_id,
-        org_id=x_org_id,
+        client_id=headers.get("x-client-id"),
+        org_id=headers.get("x-org-id"),
     )
     await server.check_rate_limit(actor)  # every authenticated request; /health and /metrics take no actor
     return actor

@@ -175,13 +175,16 @@ class _Index:
             return []
         field_weights = np.asarray(weights, dtype=np.float32)
         scores = np.zeros(n, dtype=np.float64)
+        present = np.zeros(n, dtype=bool)
         for term in terms:
             found = [p for p in (self.main.postings(term), self.delta and self.delta.postings(term)) if p]
             if not found:
                 continue
             frequency = sum(np.bincount(s, weights=field_weights[f] * c, minlength=n) for s, f, c in found)
-            containing = np.unique(np.concatenate([s for s, _, _ in found]))
-            df = int(np.count_nonzero(self.alive[containing]))
+            present[:] = False
+            for s, _, _ in found:
+                present[s] = True  # in any field, also one this search leaves out
+            df = int(np.count_nonzero(present & self.alive))
             idf = max(math.log((live - df + 0.5) / (df + 0.5)), 1e-6)
             hit = np.flatnonzero(frequency)
             tf = frequency[hit]

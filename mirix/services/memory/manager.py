@@ -33,8 +33,11 @@ def snapshot(kind: MemoryKind, row: MemoryMixin) -> dict[str, Any]:
 
 def normalise(vector: Sequence[float]) -> list[float]:
     """Unit length, so cosine similarity is a dot product (some providers return other lengths)."""
-    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
-    return [v / norm for v in vector]
+    import numpy as np
+
+    values = np.asarray(vector, dtype=np.float64)
+    norm = math.sqrt(float(values @ values)) or 1.0
+    return (values / norm).tolist()
 
 
 class MemoryManager(Manager):
