@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -52,6 +53,16 @@ ROUTERS = (
 )
 
 
+def _freeze_startup_objects() -> None:
+    """Exempt what is alive once the server is up from the cyclic garbage collector.
+
+    That is some 200k objects (modules, the app, ORM mappers, pydantic models) that live as long
+    as the process. A full collection walks every tracked object: with these it took ~100 ms,
+    during which no request moves, every few hundred searches."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -76,12 +87,14 @@ def create_app(
             app.state.server = server
         if owned:
             await app.state.server.start_workers()
+            _freeze_startup_objects()
         if on_started is not None:
             on_started(app.state.server)
         try:
             yield
         finally:
             if owned:
+                gc.unfreeze()
                 await app.state.server.close()
 
     app = FastAPI(

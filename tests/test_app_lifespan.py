@@ -1,0 +1,22 @@
+"""What the app's lifespan does around a server it starts itself."""
+
+from __future__ import annotations
+
+import gc
+
+from mirix.api.app import create_app
+
+
+async def test_objects_alive_at_startup_are_left_out_of_garbage_collection_until_shutdown(server, settings):
+    # ``server`` has migrated the database; the app starts a second server of its own on it.
+    app = create_app(settings)
+    assert gc.get_freeze_count() == 0
+    async with app.router.lifespan_context(app):
+        assert gc.get_freeze_count() > 50_000  # modules, mappers, models: a full collection skips them
+    assert gc.get_freeze_count() == 0
+
+
+async def test_a_server_handed_in_freezes_nothing(server):
+    app = create_app(server=server)
+    async with app.router.lifespan_context(app):
+        assert gc.get_freeze_count() == 0
