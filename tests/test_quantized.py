@@ -76,3 +76,16 @@ def test_vectors_that_are_not_unit_length_and_zero_vectors():
     found, scores = _best(matrix, query, 20)
     assert found.tolist() == np.argsort(-exact, kind="stable")[:20].tolist()
     assert scores == pytest.approx(exact[found], rel=1e-5)
+
+
+@pytest.mark.parametrize("k", [1, 5, 60, 300])
+def test_kth_largest_with_and_without_the_sample_narrowing_it_down(k):
+    from mirix.search.quantized import _kth_largest
+
+    rng = np.random.default_rng(k)
+    spread = rng.standard_normal(20000).astype(np.float32)
+    strided = spread.copy()
+    strided[::16] += 100  # the sample holds all the largest values: its guess is too high to use
+    tiny = spread[:50]  # too few values for a sample
+    for values in (spread, strided, tiny):
+        assert _kth_largest(values, min(k, len(values))) == np.sort(values)[-min(k, len(values))]
