@@ -62,10 +62,21 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     # re-raises the signal afterwards; handled this way, that ends in a clean exit 0, not death by signal.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        asyncio.run(_serve(settings))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(_serve(settings))
     except KeyboardInterrupt:
         # uvicorn has already shut down cleanly; it re-raises the signal for the caller's sake.
         pass
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (uvicorn[standard] brings it; uvicorn's own runner would pick
+    it too), else asyncio's loop: a search costs ~3 % less CPU on it."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def _serve(settings: Settings) -> None:

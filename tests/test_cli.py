@@ -166,3 +166,15 @@ async def test_serve_bootstraps_an_empty_database_once(settings: Settings):
         assert (await client.get("/users")).status_code == 200
     output = await _stop(process)
     assert "API key" not in output and key_file.read_text().strip() == key
+
+
+def test_serve_runs_on_uvloop_when_it_is_installed():
+    import uvloop
+
+    from mirix.cli import _loop_factory
+
+    loop = _loop_factory()()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+    finally:
+        loop.close()
