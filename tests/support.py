@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+
+from sqlalchemy import event
 
 from mirix.server.server import AsyncServer
 from mirix.services.actor import Actor, default_user_id
@@ -41,3 +45,18 @@ async def create_tenant(
     )
     key_row, key = await server.clients.issue_api_key(organization.id, row.id)
     return Tenant(organization.id, row.id, key_row.id, key, actor_for(row))
+
+
+@contextmanager
+def queries(server: AsyncServer) -> Iterator[list[str]]:
+    """The SQL statements the server's engine sends while the block runs."""
+    seen: list[str] = []
+
+    def record(_connection, _cursor, statement, *_args) -> None:
+        seen.append(statement)
+
+    event.listen(server.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(server.engine.sync_engine, "before_cursor_execute", record)

@@ -12,12 +12,10 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 
 import httpx
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import event
 
 from mirix.api.app import create_app
 from mirix.cache import INVALIDATION_GRACE_SECONDS, RateLimiter
@@ -25,7 +23,7 @@ from mirix.cache.redis_cache import RedisCache
 from mirix.server.server import AsyncServer
 from mirix.settings import Settings
 from tests.fakes import FakeProvider, RecordedRequest, Reply
-from tests.support import create_tenant
+from tests.support import create_tenant, queries
 
 CORE = "/memory/components?user_id=alice&memory_type=core"
 
@@ -65,21 +63,6 @@ async def start_replica(redis_settings: Settings):
     for server, client in started:
         await client.aclose()
         await server.close()
-
-
-@contextmanager
-def queries(server: AsyncServer) -> Iterator[list[str]]:
-    """The SQL statements the server's engine sends while the block runs."""
-    seen: list[str] = []
-
-    def record(_connection, _cursor, statement, *_args) -> None:
-        seen.append(statement)
-
-    event.listen(server.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(server.engine.sync_engine, "before_cursor_execute", record)
 
 
 async def ok(http: httpx.AsyncClient, url: str, headers: dict[str, str]) -> dict:

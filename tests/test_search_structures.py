@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from mirix.services.memory.kinds import EPISODIC, SEARCHABLE
+from tests.support import queries
 
 
 async def _import(http, tenant, n=30):
@@ -69,3 +70,23 @@ async def test_postgres_vector_search_can_use_hnsw(http, server, tenant):
             f"ORDER BY vector::vector(384) <=> '{query}'::vector LIMIT 10"
         )
         assert "pgx_memory_embeddings_hnsw_384" in "\n".join(row[0] for row in plan)
+
+
+@pytest.mark.sqlite_only
+async def test_a_search_of_every_type_checks_all_in_process_indexes_in_one_statement(http, server, tenant):
+    items = [
+        {"memory_type": "episodic", "user_id": "alice", "summary": "Planted tomatoes in the garden"},
+        {"memory_type": "semantic", "user_id": "alice", "name": "Tomatoes", "summary": "Alice grows tomatoes"},
+        {"memory_type": "procedural", "user_id": "alice", "entry_type": "how-to", "summary": "Water tomatoes"},
+    ]
+    assert (await http.post("/memory/import", json={"items": items}, headers=tenant.headers)).status_code == 200
+    params = {"user_id": "alice", "query": "tomatoes", "memory_type": "all", "search_method": "hybrid"}
+    first = await http.get("/memory/search", params=params, headers=tenant.headers)  # loads the indexes
+    with queries(server) as seen:
+        again = await http.get("/memory/search", params=params, headers=tenant.headers)
+    assert again.json()["results"] == first.json()["results"]
+    assert {item["memory_type"] for item in again.json()["results"]} == {"episodic", "semantic", "procedural"}
+    searches = [s for s in seen if "client_api_keys" not in s]  # the API-key lookup aside
+    # One statement reads the change markers of both indexes of all five types; then one loads
+    # the hits of each type that has any.
+    assert len(searches) == 1 + 3, searches

@@ -51,8 +51,9 @@ class SnapshotCache(ABC, Generic[K, S]):
     @abstractmethod
     def marker_query(self, key: K, source: Any = None) -> MarkerQuery:
         """The query for the key's change marker (NULL or 0 when it has no rows). Public so a caller
-        about to use several snapshots can read all their markers in one statement; the bound
-        parameter names of different caches must differ."""
+        about to use several snapshots can read all their markers in one statement: the bound
+        parameter names of different caches must differ, and a statement serving several keys may
+        only take parameters whose values those keys share (the owner, not the memory type)."""
 
     @abstractmethod
     async def _read(self, session: AsyncSession, key: K, source: Any, entry: S | None, marker: int) -> S | None:

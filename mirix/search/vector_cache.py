@@ -86,7 +86,7 @@ def limit_blas_threads() -> None:
 class VectorCache(SnapshotCache[VectorKey, _Entry]):
     def __init__(self, max_bytes: int = 256 * 1024 * 1024) -> None:
         super().__init__(max_bytes)
-        self._statements: dict[bool, Select[Any]] = {}
+        self._statements: dict[tuple[bool, str], Select[Any]] = {}
 
     def _where(self, key: VectorKey) -> list:
         e = MemoryEmbedding
@@ -97,20 +97,21 @@ class VectorCache(SnapshotCache[VectorKey, _Entry]):
 
     def marker_query(self, key: VectorKey, source: object = None) -> MarkerQuery:
         # The highest row id alone is an O(log n) index lookup and changes with every new vector
-        # (ids are never reused: the table is AUTOINCREMENT on SQLite).
+        # (ids are never reused: the table is AUTOINCREMENT on SQLite). One statement per memory
+        # type, with the type in it, so the markers of several types can be read in one statement.
         by_user = key.user_id is not None
-        statement = self._statements.get(by_user)
+        statement = self._statements.get((by_user, key.kind))
         if statement is None:
             e = MemoryEmbedding
             conditions = [
                 e.organization_id == bindparam("vec_org"),
-                e.kind == bindparam("vec_kind"),
+                e.kind == key.kind,
                 e.model == bindparam("vec_model"),
             ]
             if by_user:
                 conditions.append(e.user_id == bindparam("vec_user"))
-            statement = self._statements[by_user] = select(func.max(e.id)).where(*conditions)
-        params = {"vec_org": key.organization_id, "vec_kind": key.kind, "vec_model": key.model}
+            statement = self._statements[(by_user, key.kind)] = select(func.max(e.id)).where(*conditions)
+        params = {"vec_org": key.organization_id, "vec_model": key.model}
         if by_user:
             params["vec_user"] = key.user_id
         return MarkerQuery(statement, params)

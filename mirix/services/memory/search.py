@@ -77,6 +77,16 @@ class _Unconfirmed:
 _Part = list[Ranked] | _Unconfirmed
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """One type's ranking search before its candidates are confirmed: the parts (text and/or
+    vectors) and how many hits each needs."""
+
+    kind: MemoryKind
+    parts: list[_Part]
+    depth: int
+
+
 @dataclass
 class Hit:
     kind: MemoryKind
@@ -144,14 +154,16 @@ class MemorySearch:
         query_vector = None
         if q.query.strip() and q.method in ("embedding", "hybrid") and self._memories.embedder is not None:
             query_vector = normalise(await self._memories.embedder.embed_query(q.query))
-        if len(q.kinds) == 1:  # the common case: search and load in one session
+        if len(q.kinds) == 1 or self._text_index is not None:
+            # One session: on SQLite each type takes a few quick statements, and the in-process
+            # indexes of all types are checked for changes in one of them.
             async with self._sessions() as session:
-                results = [await self._search_kind(session, actor, q.kinds[0], q, query_vector)]
+                results = await self._search_kinds(session, actor, q.kinds, q, query_vector)
                 return await self._load(session, actor, q, self._rank(q, results))
 
-        async def search_kind(kind: MemoryKind) -> Any:
+        async def search_kind(kind: MemoryKind) -> Any:  # PostgreSQL: the types' queries side by side
             async with self._sessions() as session:
-                return await self._search_kind(session, actor, kind, q, query_vector)
+                return (await self._search_kinds(session, actor, [kind], q, query_vector))[0]
 
         results = await asyncio.gather(*(search_kind(kind) for kind in q.kinds))
         async with self._sessions() as session:
@@ -210,15 +222,44 @@ class MemorySearch:
     def _owner(self, actor: Actor, q: SearchQuery) -> Owner:
         return Owner(actor.organization_id, q.user_id, _scopes(actor, q))
 
-    async def _search_kind(
+    async def _search_kinds(
+        self,
+        session: AsyncSession,
+        actor: Actor,
+        kinds: Sequence[MemoryKind],
+        q: SearchQuery,
+        query_vector: list[float] | None,
+    ) -> list[Any]:
+        """The ranked ids of each type; for hybrid search a (text, vector) pair per type, fused by
+        the caller. The change markers of every in-process index involved are read in one statement."""
+        plans = [await self._plan(session, actor, kind, q, query_vector) for kind in kinds]
+        queries = [
+            query for plan in plans if isinstance(plan, _Plan) for query in self._confirm_markers(actor, plan, q)[0]
+        ]
+        values = await self._markers(session, queries) if queries else []
+        known = {id(query.statement): value for query, value in zip(queries, values, strict=True)}
+        results = []
+        for plan in plans:
+            if not isinstance(plan, _Plan):
+                results.append(plan)
+                continue
+            found = await self._confirm(session, actor, plan, q, known)
+            if q.method == "bm25":
+                results.append(found[0])
+                continue
+            vector_hits = self._best_per_item(found[1:] if q.method == "hybrid" else found, plan.depth, q)
+            results.append((found[0], vector_hits) if q.method == "hybrid" else vector_hits)
+        return results
+
+    async def _plan(
         self,
         session: AsyncSession,
         actor: Actor,
         kind: MemoryKind,
         q: SearchQuery,
         query_vector: list[float] | None,
-    ) -> Any:
-        """The ranked ids of one type; for hybrid search the (text, vector) pair, fused by the caller."""
+    ) -> _Plan | list[Ranked]:
+        """A ranking search's plan, or the hits of the methods that need none."""
         if not q.query.strip():
             return await self._recent(session, kind, self._conditions(actor, kind, q), q.limit)
         if q.method == "string_match":
@@ -231,11 +272,7 @@ class MemorySearch:
             parts.append(await self._text(session, actor, kind, q, depth))
         if q.method != "bm25":
             parts.extend(await self._vector_parts(session, actor, kind, q, query_vector, depth))
-        found = await self._confirm(session, actor, kind, q, parts, depth)
-        if q.method == "bm25":
-            return found[0]
-        vector_hits = self._best_per_item(found[1:] if q.method == "hybrid" else found, depth, q)
-        return (found[0], vector_hits) if q.method == "hybrid" else vector_hits
+        return _Plan(kind, parts, depth)
 
     async def _recent(self, session: AsyncSession, kind: MemoryKind, conditions: list, limit: int) -> list[Ranked]:
         model = kind.model
@@ -353,28 +390,37 @@ class MemorySearch:
         )
         return [Ranked(kind, memory_id, 1.0 - float(d), {"embedding": 1.0 - float(d)}) for memory_id, d in rows]
 
+    def _confirm_markers(self, actor: Actor, plan: _Plan, q: SearchQuery) -> tuple[list[MarkerQuery], TextKey | None]:
+        """The change markers ``_confirm`` needs: of each in-process part, then of the text index
+        that confirms the candidates when the query filters on nothing but the owner's scopes."""
+        queries = [part.marker_query for part in plan.parts if isinstance(part, _Unconfirmed)]
+        if not queries or self._text_index is None or q.user_id is None or _tag_or_date(plan.kind, q):
+            return queries, None
+        index_key = TextKey(actor.organization_id, q.user_id, plan.kind.name)
+        return [*queries, self._text_index.marker_query(index_key, plan.kind)], index_key
+
     async def _confirm(
-        self, session: AsyncSession, actor: Actor, kind: MemoryKind, q: SearchQuery, parts: list[_Part], limit: int
+        self, session: AsyncSession, actor: Actor, plan: _Plan, q: SearchQuery, known: dict[int, int] | None = None
     ) -> list[list[Ranked]]:
-        """Each part's best ``limit`` hits that the caller may see and that pass the query's filters.
+        """Each part's best ``plan.depth`` hits that the caller may see and that pass the query's filters.
 
         Candidates of the in-process indexes are confirmed for all parts at once: by the user's text
         index, which knows which memories exist and their scopes, when the query filters on nothing
         else; otherwise by the database, by primary key (and the owner on the row). A part whose
-        candidates the filters thinned out below ``limit`` is asked again for more."""
+        candidates the filters thinned out below ``limit`` is asked again for more. ``known`` holds
+        change markers already read (by statement)."""
+        kind, parts, limit = plan.kind, plan.parts, plan.depth
         results: list[list[Ranked]] = [part if isinstance(part, list) else [] for part in parts]
         pending = [i for i, part in enumerate(parts) if isinstance(part, _Unconfirmed)]
         if not pending:
             return results
-        tag_or_date = bool(q.filter_tags) or (kind is EPISODIC and (q.start is not None or q.end is not None))
         # Ask for more than needed only when filters beyond the owner's scopes may thin them out.
-        depth = limit * 4 if tag_or_date or q.scope is not None else limit
-        queries = [parts[i].marker_query for i in pending]
-        index_key = None
-        if self._text_index is not None and q.user_id is not None and not tag_or_date:
-            index_key = TextKey(actor.organization_id, q.user_id, kind.name)
-            queries.append(self._text_index.marker_query(index_key, kind))
-        values = await self._markers(session, queries)
+        depth = limit * 4 if _tag_or_date(kind, q) or q.scope is not None else limit
+        queries, index_key = self._confirm_markers(actor, plan, q)
+        if known is not None and all(id(query.statement) in known for query in queries):
+            values = [known[id(query.statement)] for query in queries]
+        else:
+            values = await self._markers(session, queries)
         markers = dict(zip(pending, values, strict=False))
         index = None
         if index_key is not None and self._text_index is not None:
@@ -466,7 +512,7 @@ class MemorySearch:
         shortened = " ".join(term[:4] for term in search_terms(q.query))
         probe = SearchQuery(**{**q.__dict__, "query": shortened})
         text = await self._text(session, actor, kind, probe, FUZZY_CANDIDATES, prefix=True)
-        (candidates,) = await self._confirm(session, actor, kind, q, [text], FUZZY_CANDIDATES)
+        (candidates,) = await self._confirm(session, actor, _Plan(kind, [text], FUZZY_CANDIDATES), q)
         if not candidates:
             return []
         rows = await session.scalars(select(kind.model).where(kind.model.id.in_([c.id for c in candidates])))
@@ -478,6 +524,11 @@ class MemorySearch:
             ranked.append(Ranked(kind, row.id, score, {"fuzzy_match": score}, row))
         ranked.sort(key=_by_score)
         return ranked[: q.limit]
+
+
+def _tag_or_date(kind: MemoryKind, q: SearchQuery) -> bool:
+    """Whether the query filters on tags or (episodic) dates, beyond owner and scopes."""
+    return bool(q.filter_tags) or (kind is EPISODIC and (q.start is not None or q.end is not None))
 
 
 def _scopes(actor: Actor, q: SearchQuery) -> tuple[str, ...]:
