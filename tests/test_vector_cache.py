@@ -153,3 +153,25 @@ def test_slices_cover_every_row_once(rows):
     assert parts[0].start == 0 and parts[-1].stop == rows
     assert all(a.stop == b.start for a, b in zip(parts, parts[1:], strict=False))
     assert len(parts) == (2 if rows >= 16384 else 1)
+
+
+@pytest.mark.sqlite_only
+def test_warm_up_imports_the_scan_kernels_before_the_first_search(tmp_path):
+    """Importing them takes ~0.1 s with the GIL held: not in the middle of the first search."""
+    import subprocess
+    import sys
+
+    script = (
+        "import asyncio, sys\n"
+        "from mirix.server.server import AsyncServer\n"
+        "from mirix.settings import Settings\n"
+        "async def main():\n"
+        f"    server = await AsyncServer.start(Settings(data_dir={str(tmp_path)!r}, bootstrap=False, _env_file=None))\n"
+        "    before = 'numkong' in sys.modules\n"
+        "    await server.warm_up()\n"
+        "    print(before, 'numkong' in sys.modules)\n"
+        "    await server.close()\n"
+        "asyncio.run(main())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "False True"

@@ -64,6 +64,12 @@ class Query:
         self.norm = float(np.linalg.norm(self.vector))
 
 
+def load_kernels() -> None:
+    """Import the SIMD kernels (~0.1 s, holding the GIL) before serving rather than during the
+    first vector search."""
+    import numkong  # noqa: F401
+
+
 def scan(codes: np.ndarray, query: Query, out: np.ndarray) -> None:
     """``out[i] = codes[i] · query.codes`` (exact integers, held as float32). Releases the GIL."""
     import numkong

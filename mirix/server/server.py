@@ -162,10 +162,14 @@ class AsyncServer:
     async def warm_up(self) -> None:
         """Pay the one-time costs before the first request rather than during it: importing the
         default LLM SDK and loading the local embedding model. Both hold the GIL for a good part of
-        a second, which would stall every request in flight behind the first memory job."""
+        a second, which would stall every request in flight behind the first memory job. On SQLite
+        also the vector scan's kernels (a tenth of a second, before the first vector search)."""
         from mirix.llm.factory import import_sdk
+        from mirix.search.quantized import load_kernels
 
         import_sdk(self.settings.llm_endpoint_type)  # before serving, so blocking here stalls nobody
+        if self.engine.dialect.name == "sqlite":
+            load_kernels()
         load = getattr(self.embedder.provider, "load", None) if self.embedder is not None else None
         if load is not None:
             await load()
