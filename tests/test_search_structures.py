@@ -90,3 +90,15 @@ async def test_a_search_of_every_type_checks_all_in_process_indexes_in_one_state
     # One statement reads the change markers of both indexes of all five types; then one loads
     # the hits of each type that has any.
     assert len(searches) == 1 + 3, searches
+
+
+@pytest.mark.postgres_only
+async def test_postgres_vector_search_settings_last_only_for_the_search_transaction(server):
+    from mirix.db.search import search_dialect
+
+    async with server.sessions() as session:
+        await search_dialect("postgresql").prepare_vector_search(session, 300)
+        assert (await session.execute(text("SHOW hnsw.ef_search"))).scalar() == "600"
+        assert (await session.execute(text("SHOW hnsw.iterative_scan"))).scalar() == "relaxed_order"
+    async with server.sessions() as session:  # SET LOCAL: gone with the transaction
+        assert (await session.execute(text("SHOW hnsw.ef_search"))).scalar() != "600"

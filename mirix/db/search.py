@@ -102,8 +102,14 @@ class PostgresSearch:
     async def prepare_vector_search(self, session: Any, limit: int) -> None:
         """Let the HNSW index keep scanning until the WHERE clause (one user, one field, ...) has let
         ``limit`` rows through; by default it stops after ef_search candidates and returns fewer."""
-        await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-        await session.execute(text(f"SET LOCAL hnsw.ef_search = {max(40, min(int(limit) * 2, 1000))}"))
+        # set_config(..., true) is SET LOCAL: both settings in one round trip, the number bound.
+        await session.execute(
+            text(
+                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                "set_config('hnsw.ef_search', :ef_search, true)"
+            ),
+            {"ef_search": str(max(40, min(int(limit) * 2, 1000)))},
+        )
 
     def vector_distance(self, dim: int, vector: list[float]) -> ColumnElement[float]:
         """Cosine distance written exactly like the partial HNSW index expression, so it is used."""

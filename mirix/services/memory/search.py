@@ -339,6 +339,7 @@ class MemorySearch:
 
             return [_Unconfirmed(load, rank, cache.marker_query(key), "embedding")]
         conditions = self._conditions(actor, kind, q)
+        await self._sql.prepare_vector_search(session, limit)  # for all the fields: the same depth
         return [
             await self._vector_field(session, actor, kind, q, conditions, query_vector, field_name, limit)
             for field_name in ((q.field,) if q.field else kind.embedded_fields)
@@ -370,7 +371,6 @@ class MemorySearch:
         limit: int,
     ) -> list[Ranked]:
         e = MemoryEmbedding
-        await self._sql.prepare_vector_search(session, limit)
         distance = self._sql.vector_distance(len(query_vector), query_vector).label("distance")
         owner = [
             e.organization_id == actor.organization_id,
