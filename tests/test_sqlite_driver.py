@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import aiosqlite
 import pytest
 from sqlalchemy import exc, text
@@ -18,6 +20,24 @@ async def engine(settings):
     assert engine.dialect.driver == DRIVER
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+def count_trips(monkeypatch) -> Callable[[], list[str]]:
+    """Call it to start recording the functions sent to aiosqlite's driver thread, by name."""
+
+    def start() -> list[str]:
+        trips: list[str] = []
+        real = aiosqlite.Connection._execute
+
+        async def counted(connection, fn, *args, **kwargs):
+            trips.append(getattr(fn, "__name__", repr(fn)))
+            return await real(connection, fn, *args, **kwargs)
+
+        monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+        return trips
+
+    return start
 
 
 async def test_rows_counts_ids_and_errors(engine):
@@ -40,32 +60,18 @@ async def test_rows_counts_ids_and_errors(engine):
         assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 4
 
 
-async def test_a_statement_is_one_trip_to_the_driver_thread(engine, monkeypatch):
-    trips = []
-    real = aiosqlite.Connection._execute
-
-    async def counted(self, fn, *args, **kwargs):
-        trips.append(getattr(fn, "__name__", repr(fn)))
-        return await real(self, fn, *args, **kwargs)
-
+async def test_a_statement_is_one_trip_to_the_driver_thread(engine, count_trips):
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))  # the pool's first connect happens outside the count
-        monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+        trips = count_trips()
         assert (await conn.execute(text("SELECT 2"))).scalar() == 2
         assert trips == ["_run"]
 
 
-async def test_ending_a_read_costs_no_trip_and_ending_a_write_still_does(engine, monkeypatch):
-    trips = []
-    real = aiosqlite.Connection._execute
-
-    async def counted(self, fn, *args, **kwargs):
-        trips.append(getattr(fn, "__name__", repr(fn)))
-        return await real(self, fn, *args, **kwargs)
-
+async def test_ending_a_read_costs_no_trip_and_ending_a_write_still_does(engine, count_trips):
     async with engine.begin() as conn:
         await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    trips = count_trips()
     async with engine.connect() as conn:  # closes with a rollback, which has nothing to end
         await conn.execute(text("SELECT count(*) FROM t"))
     assert trips == ["_run"]
