@@ -280,7 +280,12 @@ class ClientManager(Manager):
         if deleted_at is not None or status != "active":
             raise PermissionDeniedError("Client is inactive or deleted")
         await self._touch(key_id)
-        actor = Actor(organization_id, client_id, write_scope, tuple(read_scopes or ()))
+        actor = Actor(
+            organization_id=organization_id,
+            client_id=client_id,
+            write_scope=write_scope,
+            read_scopes=tuple(read_scopes or ()),  # as actor_for makes it from a Client
+        )
         if self._cache.enabled(AUTH):
             await self._cache.add(AUTH, key_hash, {"key_id": key_id, "actor": asdict(actor)})
         return actor
