@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import URL, event, make_url
 from sqlalchemy.dialects import registry
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from mirix.settings import Settings
@@ -81,7 +81,8 @@ _holds_write_lock: contextvars.ContextVar[bool] = contextvars.ContextVar("holds_
 
 
 class Sessions:
-    """The session factory: ``sessions()`` for reads, ``sessions.begin()`` for a write transaction.
+    """The session factory: ``sessions()`` for reads, ``sessions.begin()`` for a write transaction,
+    ``sessions.connect()`` for a Core statement on a hot path that needs no ORM objects.
 
     SQLite has one writer at a time; concurrent writers otherwise wait in SQLite's busy handler,
     which sleeps up to 100 ms between tries — under load a job's few short writes then take
@@ -90,12 +91,19 @@ class Sessions:
     the busy timeout. PostgreSQL needs none of this.
     """
 
-    def __init__(self, maker: async_sessionmaker[AsyncSession], *, serialize_writes: bool) -> None:
+    def __init__(self, engine: AsyncEngine, maker: async_sessionmaker[AsyncSession], *, serialize_writes: bool) -> None:
+        self._engine = engine
         self._maker = maker
         self._lock = asyncio.Lock() if serialize_writes else None
 
     def __call__(self) -> AsyncSession:
         return self._maker()
+
+    def connect(self) -> AsyncConnection:
+        """A pooled connection without a session: for reads of plain rows, where the session's
+        unit of work (identity map, transaction bookkeeping) would be pure overhead. Read-only:
+        writes go through ``begin()``, which also serialises them on SQLite."""
+        return self._engine.connect()
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncSession]:
@@ -114,4 +122,4 @@ class Sessions:
 
 def create_session_factory(engine: AsyncEngine) -> Sessions:
     maker = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-    return Sessions(maker, serialize_writes=engine.dialect.name == "sqlite")
+    return Sessions(engine, maker, serialize_writes=engine.dialect.name == "sqlite")

