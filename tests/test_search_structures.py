@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from mirix.services.memory.kinds import EPISODIC, SEARCHABLE
 from tests.support import queries
@@ -102,3 +102,72 @@ async def test_postgres_vector_search_settings_last_only_for_the_search_transact
         assert (await session.execute(text("SHOW hnsw.iterative_scan"))).scalar() == "relaxed_order"
     async with server.sessions() as session:  # SET LOCAL: gone with the transaction
         assert (await session.execute(text("SHOW hnsw.ef_search"))).scalar() != "600"
+
+
+GARDEN = [
+    {"memory_type": "episodic", "user_id": "alice", "summary": "Planted tomatoes", "details": "in the back garden"},
+    {"memory_type": "episodic", "user_id": "alice", "summary": "Bought a garden hose", "details": "green, 20 m"},
+    {"memory_type": "semantic", "user_id": "alice", "name": "Tomatoes", "summary": "Alice grows tomatoes"},
+    {"memory_type": "procedural", "user_id": "alice", "entry_type": "how-to", "summary": "Water the garden at dawn"},
+    {"memory_type": "resource", "user_id": "alice", "title": "Seed catalogue", "summary": "Tomato and bean seeds"},
+    {
+        "memory_type": "knowledge_vault",
+        "user_id": "alice",
+        "entry_type": "credential",
+        "secret_value": "s3cret",
+        "caption": "Garden shed padlock code",
+    },
+    {"memory_type": "episodic", "user_id": "bob", "summary": "Bob's tomatoes", "details": "not Alice's garden"},
+]
+
+
+async def _search(http, tenant, memory_type, method):
+    params = {"user_id": "alice", "query": "garden tomatoes", "memory_type": memory_type, "search_method": method}
+    response = await http.get("/memory/search", params=params, headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    return [(item["memory_type"], item["id"], item["score"]) for item in response.json()["results"]]
+
+
+@pytest.mark.parametrize("method", ["bm25", "embedding"])
+async def test_a_search_of_every_type_ranks_what_each_type_alone_finds(http, tenant, method):
+    assert (await http.post("/memory/import", json={"items": GARDEN}, headers=tenant.headers)).status_code == 200
+    alone = [hit for kind in SEARCHABLE for hit in await _search(http, tenant, kind.name, method)]
+    together = await _search(http, tenant, "all", method)
+    assert {hit[:2]: pytest.approx(hit[2]) for hit in together} == {hit[:2]: hit[2] for hit in alone}
+    assert len({hit[0] for hit in together}) >= 4  # the query reaches most types
+    scores = [hit[2] for hit in together]
+    assert scores == sorted(scores, reverse=True)
+
+
+@pytest.mark.postgres_only
+async def test_a_postgres_search_of_every_type_takes_one_statement_per_method_and_keeps_the_indexes(
+    http, server, tenant
+):
+    assert (await http.post("/memory/import", json={"items": GARDEN}, headers=tenant.headers)).status_code == 200
+    seen: list[tuple[str, object]] = []
+
+    def record(_connection, _cursor, statement, parameters, *_args) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(server.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        hits = await _search(http, tenant, "all", "hybrid")
+    finally:
+        event.remove(server.engine.sync_engine, "before_cursor_execute", record)
+    assert {hit[0] for hit in hits} >= {"episodic", "semantic", "procedural"}
+    searches = [(s, p) for s, p in seen if "client_api_keys" not in s]
+    unions = [(s, p) for s, p in searches if "UNION ALL" in s]
+    # Text matches of every type, then the HNSW settings and the nearest vectors of every embedded
+    # field, then the rows of each type with hits.
+    assert len(unions) == 2 and len(searches) <= 3 + len(SEARCHABLE), [s for s, _ in searches]
+    async with server.engine.connect() as connection:
+        await connection.exec_driver_sql("SET enable_seqscan = off")  # few rows: make the planner show its hand
+        plans = []
+        for statement, parameters in unions:
+            plan = await connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
+            plans.append("\n".join(row[0] for row in plan))
+    text_plan, vector_plan = plans
+    # Every branch keeps its own LIMIT and an index (the owner's, or GIN when it is the better one).
+    assert "Seq Scan" not in text_plan and text_plan.count("Limit") == len(SEARCHABLE), text_plan
+    assert "Seq Scan" not in vector_plan and vector_plan.count("Limit") >= len(SEARCHABLE), vector_plan
+    assert vector_plan.count("pgx_memory_embeddings_hnsw_384") == vector_plan.count("Limit"), vector_plan

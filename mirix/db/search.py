@@ -89,7 +89,9 @@ class PostgresSearch:
         restrict = "" if len(fields) == len(kind.text_fields) else labels
         suffix = (":" + ("*" if prefix else "") + restrict) if (prefix or restrict) else ""
         tsquery_text = " | ".join(f"{term}{suffix}" for term in terms)
-        tsquery = func.to_tsquery(literal_column("'english'::regconfig"), bindparam("tsquery", tsquery_text))
+        tsquery = func.to_tsquery(
+            literal_column("'english'::regconfig"), bindparam("tsquery", tsquery_text, unique=True)
+        )
         # ts_rank's weight array is ordered {D, C, B, A} and each weight must be within 0..1.
         top = max(kind.text_weights)
         by_label = {label: weight / top for label, weight in zip("ABCD", kind.text_weights, strict=False)}
@@ -116,7 +118,7 @@ class PostgresSearch:
         from pgvector.sqlalchemy import VECTOR
 
         return cast(MemoryEmbedding.vector, VECTOR(dim)).op("<=>", return_type=Float)(
-            bindparam("query_vector", vector, type_=VECTOR(dim))
+            bindparam("query_vector", vector, type_=VECTOR(dim), unique=True)
         )
 
 
