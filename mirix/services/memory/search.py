@@ -117,7 +117,7 @@ class MemorySearch:
         dialect_name: str,
         memories: MemoryManager,
         vector_cache: VectorCache,
-        text_index: TextIndex | None = None,
+        text_index: TextIndex,
         *,
         text_weight: float = 1.0,
         vector_weight: float = 1.0,
@@ -127,6 +127,7 @@ class MemorySearch:
         self._sql = search_dialect(dialect_name)
         self._memories = memories
         self._vectors = vector_cache
+        # SQLite ranks with in-process indexes; PostgreSQL's are all in the database (None here).
         self._text_index = text_index if isinstance(self._sql, SqliteSearch) else None
         self._marker_statements: dict[tuple[int, ...], Select[Any]] = {}
         self._by_ids: dict[str, Select[Any]] = {}
@@ -154,16 +155,16 @@ class MemorySearch:
         query_vector = None
         if q.query.strip() and q.method in ("embedding", "hybrid") and self._memories.embedder is not None:
             query_vector = normalise(await self._memories.embedder.embed_query(q.query))
-        if len(q.kinds) == 1 or self._text_index is not None:
-            # One session: on SQLite each type takes a few quick statements, and the in-process
-            # indexes of all types are checked for changes in one of them.
+        ranking = bool(q.query.strip()) and q.method in ("bm25", "embedding", "hybrid")
+        if len(q.kinds) == 1 or self._text_index is not None or ranking:
+            # One session. SQLite: each type takes a few quick statements, and the in-process
+            # indexes of all types are checked for changes in one of them. PostgreSQL: one
+            # statement per method for all the types.
             async with self._sessions() as session:
-                results = await self._search_kinds(session, actor, q.kinds, q, query_vector)
-                return await self._load(session, actor, q, self._rank(q, results))
-
-        if q.query.strip() and q.method in ("bm25", "embedding", "hybrid"):
-            async with self._sessions() as session:
-                results = await self._search_together(session, actor, q.kinds, q, query_vector)
+                if ranking and self._text_index is None:
+                    results = await self._search_together(session, actor, q.kinds, q, query_vector)
+                else:
+                    results = await self._search_kinds(session, actor, q.kinds, q, query_vector)
                 return await self._load(session, actor, q, self._rank(q, results))
 
         async def search_kind(kind: MemoryKind) -> Any:  # PostgreSQL: the types' queries side by side
@@ -264,7 +265,8 @@ class MemorySearch:
         q: SearchQuery,
         query_vector: list[float] | None,
     ) -> _Plan | list[Ranked]:
-        """A ranking search's plan, or the hits of the methods that need none."""
+        """A ranking search's plan, or the hits of the methods that need none. (PostgreSQL ranks in
+        ``_search_together``: its indexes are all in the database.)"""
         if not q.query.strip():
             return await self._recent(session, kind, self._conditions(actor, kind, q), q.limit)
         if q.method == "string_match":
@@ -276,7 +278,7 @@ class MemorySearch:
         if q.method != "embedding":
             parts.append(await self._text(session, actor, kind, q, depth))
         if q.method != "bm25":
-            parts.extend(await self._vector_parts(session, actor, kind, q, query_vector, depth))
+            parts.extend(self._vector_parts(session, actor, kind, q, query_vector))
         return _Plan(kind, parts, depth)
 
     async def _recent(self, session: AsyncSession, kind: MemoryKind, conditions: list, limit: int) -> list[Ranked]:
@@ -333,38 +335,28 @@ class MemorySearch:
         query, score = self._sql.text_query(kind, terms, fields, self._owner(actor, q), prefix=prefix)
         return query.where(*self._conditions(actor, kind, q)).order_by(score.desc(), kind.model.id).limit(limit)
 
-    async def _vector_parts(
+    def _vector_parts(
         self,
         session: AsyncSession,
         actor: Actor,
         kind: MemoryKind,
         q: SearchQuery,
         query_vector: list[float] | None,
-        limit: int,
     ) -> list[_Part]:
-        """Nearest items by cosine similarity, one list per embedded field searched."""
+        """Nearest items by cosine similarity from the in-process vector cache (SQLite): one part,
+        as one matrix holds all the type's embedded fields."""
         if query_vector is None or self._memories.embedder is None:
             return []
-        if isinstance(self._sql, SqliteSearch):  # one matrix holds all the type's fields
-            key = VectorKey(actor.organization_id, q.user_id, kind.name, self._memories.embedder.model)
-            cache = self._vectors
+        key = VectorKey(actor.organization_id, q.user_id, kind.name, self._memories.embedder.model)
+        cache = self._vectors
 
-            async def load(marker: int) -> Any:
-                return await cache.current(session, key, marker=marker)
+        async def load(marker: int) -> Any:
+            return await cache.current(session, key, marker=marker)
 
-            async def rank(snapshot: Any, depth: int) -> list[tuple[str, float]]:
-                return await cache.rank(snapshot, query_vector, depth, q.field)
+        async def rank(snapshot: Any, depth: int) -> list[tuple[str, float]]:
+            return await cache.rank(snapshot, query_vector, depth, q.field)
 
-            return [_Unconfirmed(load, rank, cache.marker_query(key), "embedding")]
-        conditions = self._conditions(actor, kind, q)
-        await self._sql.prepare_vector_search(session, limit)  # for all the fields: the same depth
-        found: list[_Part] = []
-        for field_name in (q.field,) if q.field else kind.embedded_fields:
-            statement = self._vector_select(actor, kind, q, conditions, query_vector, field_name, limit)
-            found.append(
-                [_similar(kind, memory_id, distance) for memory_id, distance in await session.execute(statement)]
-            )
-        return found
+        return [_Unconfirmed(load, rank, cache.marker_query(key), "embedding")]
 
     @staticmethod
     def _best_per_item(per_field: list[list[Ranked]], limit: int, q: SearchQuery) -> list[Ranked]:
