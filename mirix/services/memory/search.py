@@ -377,7 +377,6 @@ class MemorySearch:
         actor: Actor,
         kind: MemoryKind,
         q: SearchQuery,
-        conditions: list,
         query_vector: list[float],
         field_name: str,
         limit: int,
@@ -397,7 +396,7 @@ class MemorySearch:
         return (
             select(kind.model.id, distance)
             .join(e, e.memory_id == kind.model.id)
-            .where(*owner, *conditions)
+            .where(*owner, *self._conditions(actor, kind, q))
             .order_by(distance)
             .limit(limit)
         )
@@ -410,9 +409,10 @@ class MemorySearch:
         q: SearchQuery,
         query_vector: list[float] | None,
     ) -> list[Any]:
-        """``_search_kinds`` for several types on PostgreSQL: the text matches of all the types in one
-        statement, and the nearest vectors of all their embedded fields in another. A session with
-        two or three statements per type cost four times the CPU of a one-type search.
+        """``_search_kinds`` on PostgreSQL, for one type or several: the text matches of all the
+        types in one statement, and the nearest vectors of all their embedded fields in another.
+        (A session of its own with two or three statements per type cost ``memory_type=all``
+        four times the CPU of a one-type search.)
 
         Each branch of a UNION ALL keeps its own ORDER BY and LIMIT (and so its index); the outer
         ORDER BY only restores each branch's order, which UNION ALL does not promise."""
@@ -438,9 +438,9 @@ class MemorySearch:
             if fields:
                 await self._sql.prepare_vector_search(session, depth)
                 branches = [
-                    self._vector_select(
-                        actor, kind, q, self._conditions(actor, kind, q), query_vector, name, depth
-                    ).add_columns(literal(i).label("branch"))
+                    self._vector_select(actor, kind, q, query_vector, name, depth).add_columns(
+                        literal(i).label("branch")
+                    )
                     for i, (kind, name) in enumerate(fields)
                 ]
                 together = union_all(*branches).subquery()
