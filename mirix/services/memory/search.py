@@ -250,12 +250,17 @@ class MemorySearch:
                 results.append(plan)
                 continue
             found = await self._confirm(session, actor, plan, q, known)
-            if q.method == "bm25":
-                results.append(found[0])
-                continue
-            vector_hits = self._best_per_item(found[1:] if q.method == "hybrid" else found, plan.depth, q)
-            results.append((found[0], vector_hits) if q.method == "hybrid" else vector_hits)
+            text, per_field = (found[0], found[1:]) if q.method != "embedding" else ([], found)
+            results.append(self._per_kind(q, text, per_field, plan.depth))
         return results
+
+    def _per_kind(self, q: SearchQuery, text: list[Ranked], per_field: list[list[Ranked]], depth: int) -> Any:
+        """One type's result as ``_rank`` takes it: the text hits (bm25), the best field of each
+        item's vector hits (embedding), or both (hybrid)."""
+        if q.method == "bm25":
+            return text
+        nearest = self._best_per_item(per_field, depth, q)
+        return (text, nearest) if q.method == "hybrid" else nearest
 
     async def _plan(
         self,
@@ -273,7 +278,7 @@ class MemorySearch:
             return await self._substring(session, kind, q, self._conditions(actor, kind, q))
         if q.method == "fuzzy_match":
             return await self._fuzzy(session, actor, kind, q)
-        depth = max(q.limit * 3, 30) if q.method == "hybrid" else q.limit
+        depth = _depth(q)
         parts: list[_Part] = []
         if q.method != "embedding":
             parts.append(await self._text(session, actor, kind, q, depth))
@@ -416,7 +421,7 @@ class MemorySearch:
 
         Each branch of a UNION ALL keeps its own ORDER BY and LIMIT (and so its index); the outer
         ORDER BY only restores each branch's order, which UNION ALL does not promise."""
-        depth = max(q.limit * 3, 30) if q.method == "hybrid" else q.limit
+        depth = _depth(q)
         text: dict[str, list[Ranked]] = {kind.name: [] for kind in kinds}
         terms = search_terms(q.query)
         if q.method != "embedding" and terms:
@@ -452,14 +457,7 @@ class MemorySearch:
                     found[i].append(_similar(fields[i][0], memory_id, distance))
                 for (kind, _), hits in zip(fields, found, strict=True):
                     vectors[kind.name].append(hits)
-        results: list[Any] = []
-        for kind in kinds:
-            if q.method == "bm25":
-                results.append(text[kind.name])
-                continue
-            nearest = self._best_per_item(vectors[kind.name], depth, q)
-            results.append((text[kind.name], nearest) if q.method == "hybrid" else nearest)
-        return results
+        return [self._per_kind(q, text[kind.name], vectors[kind.name], depth) for kind in kinds]
 
     def _confirm_markers(self, actor: Actor, plan: _Plan, q: SearchQuery) -> tuple[list[MarkerQuery], TextKey | None]:
         """The change markers ``_confirm`` needs: of each in-process part, then of the text index
@@ -595,6 +593,11 @@ class MemorySearch:
             ranked.append(Ranked(kind, row.id, score, {"fuzzy_match": score}, row))
         ranked.sort(key=_by_score)
         return ranked[: q.limit]
+
+
+def _depth(q: SearchQuery) -> int:
+    """How many hits each ranking of a type fetches: fusion needs more than the final ``limit``."""
+    return max(q.limit * 3, 30) if q.method == "hybrid" else q.limit
 
 
 def _tag_or_date(kind: MemoryKind, q: SearchQuery) -> bool:
